@@ -1,0 +1,3 @@
+from acquisition.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Engine and sessions for SQLite (WAL, foreign keys, busy timeout) and PostgreSQL; migrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from acquisition.config import Settings
+
+ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engine plus two session factories.
+
+    `writer` sessions take SQLite's write lock at BEGIN (BEGIN IMMEDIATE), so a read-then-write
+    transaction never fails with "database is locked" half-way; `reader` sessions stay deferred so
+    a long dashboard query does not hold up clicks. On PostgreSQL the two are the same.
+    """
+
+    engine: Engine
+    writer: sessionmaker[Session]
+    reader: sessionmaker[Session]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def connect(settings: Settings) -> Database:
+    if settings.is_sqlite:
+        engine = create_engine(
+            settings.database_url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_size,
+            pool_timeout=settings.pool_timeout,
+        )
+        _tune_sqlite(engine)
+        reader_engine = engine.execution_options(sqlite_deferred=True)
+        return Database(
+            engine,
+            sessionmaker(engine, expire_on_commit=False),
+            sessionmaker(reader_engine, expire_on_commit=False),
+        )
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size,
+        pool_timeout=settings.pool_timeout,
+        pool_pre_ping=True,
+    )
+    factory = sessionmaker(engine, expire_on_commit=False)
+    return Database(engine, factory, factory)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so BEGIN below is ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("sqlite_deferred"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every pending Alembic revision (the only way the schema changes)."""
+    from alembic.config import Config
+
+    from alembic import command
+
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "heads")

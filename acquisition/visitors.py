@@ -1,0 +1,108 @@
+"""Who is visiting a link: a person, a messenger's link-preview fetcher, or another bot.
+
+Preview fetchers are matched by user-agent *prefix*: the in-app browsers of real people carry
+"Viber/11.9" or "FBAV" after a Mozilla/5.0 prefix and must be counted. Other bots come from the
+maintained crawlerdetect list. Results are cached per user agent: the regex list is slow.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from crawlerdetect import CrawlerDetect
+
+from acquisition.config import Network
+
+PREVIEW_PREFIXES = (
+    "TelegramBot",
+    "WhatsApp/",
+    "facebookexternalhit/",
+    "Facebot",
+    "meta-external",
+    "ViberUrlDownloader",
+    "SkypeUriPreview",
+    "Slackbot-LinkExpanding",
+    "Twitterbot",
+    "Discordbot",
+    "LinkedInBot",
+    "Iframely",
+    "line-poker",
+)
+PREVIEW_EXACT = ("WhatsApp", "Viber")
+PREVIEW_INSIDE_COMPATIBLE = ("vkShare", "VKRobot", "SkypeUriPreview")
+_MOBILE = re.compile(r"Mobi|Android|iPhone|iPod|Windows Phone|Opera Mini|IEMobile", re.I)
+_TABLET = re.compile(r"iPad|Tablet|Kindle|Silk|PlayBook|Android(?!.*Mobile)", re.I)
+_detector = CrawlerDetect()
+
+
+@dataclass(frozen=True)
+class Visitor:
+    kind: str  # "human", "preview" or "bot"
+    device: str  # "mobile", "tablet", "desktop" or "other"
+
+
+@lru_cache(maxsize=8192)
+def classify(user_agent: str, method: str = "GET") -> Visitor:
+    if method == "HEAD":
+        return Visitor("bot", "other")
+    if _is_preview(user_agent):
+        return Visitor("preview", "other")
+    if not user_agent.strip() or _detector.isCrawler(user_agent):
+        return Visitor("bot", "other")
+    return Visitor("human", device(user_agent))
+
+
+def _is_preview(user_agent: str) -> bool:
+    if user_agent.startswith(PREVIEW_PREFIXES) or user_agent.strip() in PREVIEW_EXACT:
+        return True
+    if user_agent.startswith("Mozilla/5.0 (compatible;"):
+        head = user_agent[len("Mozilla/5.0 (compatible;") :].lstrip()
+        return head.startswith(PREVIEW_INSIDE_COMPATIBLE)
+    return False
+
+
+def device(user_agent: str) -> str:
+    if _TABLET.search(user_agent):
+        return "tablet"
+    if _MOBILE.search(user_agent):
+        return "mobile"
+    return "desktop"
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
+    """The visitor's address: X-Forwarded-For is believed only hop by hop from trusted proxies."""
+    if peer is None:
+        return None
+    if not trusted or not forwarded_for or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _within(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def anonymize(address: str | None) -> str | None:
+    """Keep the network, drop the host: /24 for IPv4, /48 for IPv6 (IP addresses are personal data)."""
+    if address is None:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)

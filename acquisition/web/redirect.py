@@ -1,0 +1,182 @@
+"""GET/HEAD /{code}: the hot path. Look the link up (cached), classify the visitor, store the
+click durably, then 302 to the deep link built from the channel's template."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from acquisition import links, messengers, refs, visitors
+from acquisition.db import Database
+from acquisition.errors import Unavailable
+from acquisition.models import utcnow
+
+if TYPE_CHECKING:
+    from acquisition.web.app import Services
+
+NO_STORE = "no-store"
+# Query parameters a visit may carry (the widget passes the host page's along); all cropped.
+UTM_PARAMS = {
+    "utm_source": "source",
+    "utm_medium": "medium",
+    "utm_campaign": "campaign",
+    "utm_content": "content",
+    "utm_term": "term",
+}
+CLICK_IDS = ("gclid", "yclid", "fbclid", "ttclid", "msclkid", "wbraid", "gbraid")
+
+
+class LinkCache:
+    """code -> Target for a few seconds: links change rarely and the lookup is on every click.
+
+    Another worker's edit shows up within `ttl` seconds; this worker's own edits call `forget`.
+    """
+
+    def __init__(self, db: Database, ttl: float) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, links.Target | None]] = {}
+
+    async def get(self, code: str) -> links.Target | None:
+        key = code.upper()
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        target = await run_in_threadpool(self._load, code)
+        if len(self._entries) > 100_000:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl, target)
+        return target
+
+    def _load(self, code: str) -> links.Target | None:
+        with self.db.reader() as session:
+            return links.find_target(session, code)
+
+    def forget(self, code: str) -> None:
+        self._entries.pop(code.upper(), None)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def follow(request: Request) -> Response:
+    """Record the click, then send the visitor to the messenger chat."""
+    svc = services(request)
+    code: str = request.path_params["code"]
+    target = await svc.links.get(code)
+    if target is None:
+        return page(request, "notfound.html", 404, code=code)
+    now = utcnow()
+    state = target.state(now)
+    if state != "active":
+        status = 404 if state == "not-yet" else 410
+        return page(request, "gone.html", status, state=state, target=target)
+    headers = request.headers
+    visitor = visitors.classify(headers.get("user-agent", "")[:400], request.method)
+    via = "qr" if request.url.path[:3] in ("/q/", "/Q/") else "link"
+    if visitor.kind != "human":
+        await svc.clicks.record(_row(request, target, None, visitor, via, now, None))
+        return page(request, "preview.html", 200, target=target, headers={"cache-control": NO_STORE})
+    channel = _chosen(target, request.query_params.get("c"))
+    if channel is None:
+        return page(request, "chooser.html", 200, target=target, query=_passthrough(request),
+                    adapters=messengers, headers={"cache-control": NO_STORE})
+    channel_id, messenger, handle, _name = channel
+    adapter = messengers.get(messenger)
+    try:
+        ref = await svc.clicks.record(_row(request, target, channel_id, visitor, via, now, refs.make()))
+    except Unavailable:
+        # The store is down: the person still reaches the chat, but nothing was acknowledged as
+        # counted, so no ref travels (an unrecorded ref could never be attributed anyway).
+        ref = None
+    location = adapter.deep_link(handle, ref or "direct", target.text)
+    response = Response(status_code=302, headers={"location": location, "cache-control": NO_STORE})
+    if ref is None:
+        response.headers["x-click-recorded"] = "0"
+    return response
+
+
+def _chosen(target: links.Target, choice: str | None) -> tuple[int, str, str, str] | None:
+    if len(target.channels) == 1:
+        return target.channels[0]
+    if choice is not None:
+        return next((ch for ch in target.channels if str(ch[0]) == choice), None)
+    return None
+
+
+def _passthrough(request: Request) -> str:
+    from urllib.parse import urlencode
+
+    params = [(k, v[:300]) for k, v in request.query_params.multi_items() if k != "c"]
+    return urlencode(params[:20])
+
+
+def _row(
+    request: Request,
+    target: links.Target,
+    channel_id: int | None,
+    visitor: visitors.Visitor,
+    via: str,
+    now: Any,
+    ref: str | None,
+) -> dict[str, Any]:
+    query = request.query_params
+    svc = services(request)
+    utm = dict(target.utm)
+    for param, column in UTM_PARAMS.items():
+        value = query.get(param)
+        if value:
+            utm[column] = _printable(value, 100)
+    click_id = next((f"{name}:{query[name]}" for name in CLICK_IDS if query.get(name)), None)
+    peer = request.client.host if request.client else None
+    ip = visitors.client_ip(peer, request.headers.get("x-forwarded-for"), svc.settings.trusted_proxies)
+    return {
+        "link_id": target.id,
+        "channel_id": channel_id,
+        "ref": ref,
+        "at": now,
+        "visitor": visitor.kind,
+        "device": visitor.device,
+        "via": "widget" if query.get("w") else via,
+        "link_version": target.version,
+        "ip": visitors.anonymize(ip),
+        "user_agent": _printable(request.headers.get("user-agent", ""), 400),
+        "referrer": _printable(query.get("ref_url") or request.headers.get("referer", ""), 400),
+        "page": _printable(query.get("page", ""), 400),
+        **utm,
+        "click_id": _printable(click_id or "", 200),
+        "widget": _printable(query.get("w", ""), 32),
+        "consent_version": _printable(query.get("cv", ""), 32),
+    }
+
+
+def _printable(value: str, limit: int) -> str | None:
+    value = "".join(ch for ch in value[:limit] if ch.isprintable()).strip()
+    return value or None
+
+
+def page(request: Request, template: str, status: int, headers: dict[str, str] | None = None,
+         **context: Any) -> Response:
+    svc = services(request)
+    return svc.templates.TemplateResponse(
+        request, template, {"base_url": svc.settings.base_url, **context},
+        status_code=status, headers=headers,
+    )
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+routes = [
+    Route("/q/{code}", follow, methods=["GET", "HEAD"]),
+    Route("/Q/{code}", follow, methods=["GET", "HEAD"]),
+    Route("/{code}", follow, methods=["GET", "HEAD"]),
+]
