@@ -30,8 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except AcquisitionError as error:
         details = "; ".join(f"{e.field}: {e.message}" for e in error.errors)
-        print(f"error: {error.message}" + (f" ({details})" if details and len(error.errors) > 1 else ""),
-              file=sys.stderr)
+        print(
+            f"error: {error.message}"
+            + (f" ({details})" if details and len(error.errors) > 1 else ""),
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -42,10 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP service (applies migrations first)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("ACQUISITION_WORKERS", "2")),
-                       help="worker processes (default 2: one stalls under bursts of new connections)")
-    serve.add_argument("--no-migrate", action="store_true",
-                       help="do not apply pending migrations on start (production deploys migrate once)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("ACQUISITION_WORKERS", "2")),
+        help="worker processes (default 2: one stalls under bursts of new connections)",
+    )
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply pending migrations on start (production deploys migrate once)",
+    )
     serve.set_defaults(run=_serve)
 
     mig = commands.add_parser("migrate", help="apply pending database migrations")
@@ -66,8 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     link = commands.add_parser("link", help="create tracked links")
     link_commands = link.add_subparsers(title="link commands", required=True)
     link_create = link_commands.add_parser("create", help="create a link; prints its short URL")
-    link_create.add_argument("--channel", type=int, action="append", required=True,
-                             help="channel id (repeat for a multi-channel link)")
+    link_create.add_argument(
+        "--channel",
+        type=int,
+        action="append",
+        required=True,
+        help="channel id (repeat for a multi-channel link)",
+    )
     for name in links.UTM:
         link_create.add_argument(f"--{name}")
     link_create.add_argument("--placement", help="placement name")
@@ -146,8 +161,12 @@ def _link_create(settings: Settings, args: argparse.Namespace) -> int:
     data: dict[str, object] = {"channels": args.channel}
     data.update({name: getattr(args, name) for name in links.UTM if getattr(args, name)})
     if args.placement:
-        data["placement"] = {"name": args.placement, "kind": args.placement_kind,
-                             "address": args.address, "cost": args.cost}
+        data["placement"] = {
+            "name": args.placement,
+            "kind": args.placement_kind,
+            "address": args.address,
+            "cost": args.cost,
+        }
     if args.text:
         data["text"] = args.text
     if args.slug:
@@ -171,7 +190,8 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
-    columns = [args.group_by, *[c for c in (rows[0] if rows else {}) if c != args.group_by]]
+    measures = [c for c in rows[0] if c != args.group_by] if rows else ["clicks", "bot_visits"]
+    columns = [args.group_by, *measures]
     print("\t".join(columns))
     for row in rows:
         print("\t".join("" if row[c] is None else str(row[c]) for c in columns))

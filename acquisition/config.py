@@ -38,6 +38,16 @@ class Settings:
     rate_limit_hooks: str = "3000/minute"
     rate_limit_login: str = "10/minute"
     rate_limit_storage: str = "memory://"
+    spool_dir: str = ""
+
+    @property
+    def spool_path(self) -> Path:
+        """Where acknowledged clicks wait for the database: beside a SQLite file, or as set."""
+        if self.spool_dir:
+            return Path(self.spool_dir)
+        if self.is_sqlite:
+            return Path(self.database_url.removeprefix("sqlite:///") + ".spool")
+        return Path("acquisition-spool")
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,6 +92,7 @@ class Settings:
                 get("RATE_LIMIT_LOGIN", cls.rate_limit_login), "RATE_LIMIT_LOGIN"
             ),
             rate_limit_storage=get("RATE_LIMIT_STORAGE", cls.rate_limit_storage),
+            spool_dir=get("SPOOL_DIR", ""),
         )
 
 

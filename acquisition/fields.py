@@ -45,7 +45,9 @@ def obj(data: object, field: str = "body") -> Mapping[str, Any]:
     return data
 
 
-def unknown_keys(data: Mapping[str, Any], allowed: set[str], prefix: str, problems: Problems) -> None:
+def unknown_keys(
+    data: Mapping[str, Any], allowed: set[str], prefix: str, problems: Problems
+) -> None:
     for key in data:
         if key not in allowed:
             problems.add(f"{prefix}{key}", "unknown field")
@@ -112,7 +114,9 @@ def timestamp(data: Mapping[str, Any], name: str, prefix: str = "") -> datetime 
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid("must be an ISO 8601 date-time such as 2026-12-01T09:00:00Z", field=field)
+        raise Invalid(
+            "must be an ISO 8601 date-time such as 2026-12-01T09:00:00Z", field=field
+        ) from None
     if parsed.tzinfo is None:
         raise Invalid("must include a time zone (e.g. Z or +03:00)", field=field)
     return parsed
@@ -136,8 +140,13 @@ def money(data: Mapping[str, Any], name: str, prefix: str = "") -> Decimal | Non
     return amount
 
 
-def choice(data: Mapping[str, Any], name: str, options: tuple[str, ...], prefix: str = "",
-           default: str | None = None) -> str | None:
+def choice(
+    data: Mapping[str, Any],
+    name: str,
+    options: tuple[str, ...],
+    prefix: str = "",
+    default: str | None = None,
+) -> str | None:
     field = prefix + name
     value = data.get(name, default)
     if value is None:

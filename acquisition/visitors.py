@@ -73,7 +73,9 @@ def device(user_agent: str) -> str:
     return "desktop"
 
 
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
+def client_ip(
+    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
+) -> str | None:
     """The visitor's address: X-Forwarded-For is believed only hop by hop from trusted proxies."""
     if peer is None:
         return None
@@ -94,8 +96,9 @@ def _within(address: str, networks: Sequence[Network]) -> bool:
     return any(ip in net for net in networks)
 
 
+@lru_cache(maxsize=4096)
 def anonymize(address: str | None) -> str | None:
-    """Keep the network, drop the host: /24 for IPv4, /48 for IPv6 (IP addresses are personal data)."""
+    """Keep the network, drop the host: /24 for IPv4, /48 for IPv6 (IPs are personal data)."""
     if address is None:
         return None
     try:

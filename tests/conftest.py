@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ def _postgres_database() -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as error:
         raise RuntimeError(
-            f"PostgreSQL is not reachable at {POSTGRES_URL} ({error.__class__.__name__}); start it, "
-            "or set ACQUISITION_TEST_DATABASES=sqlite to test on SQLite alone"
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({error.__class__.__name__}); "
+            "start it, or set ACQUISITION_TEST_DATABASES=sqlite to test on SQLite alone"
         ) from error
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
@@ -56,7 +57,9 @@ def _postgres_database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / "test.db"
         yield f"sqlite:///{path}"
@@ -68,8 +71,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, base_url=BASE_URL, secret_key=SECRET,
-                    link_cache_seconds=0)
+    return Settings(
+        database_url=database_url, base_url=BASE_URL, secret_key=SECRET, link_cache_seconds=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +100,8 @@ def session(db: Database) -> Iterator[Any]:
 
 
 @pytest.fixture
-def client(settings: Settings, db: Database) -> Iterator[TestClient]:
-    app = create_app(settings, db)
+def client(settings: Settings, db: Database, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(replace(settings, spool_dir=str(tmp_path / "spool")), db)
     with TestClient(app, base_url=BASE_URL, follow_redirects=False) as test_client:
         yield test_client
 
@@ -114,6 +118,11 @@ def api(client: TestClient, api_key: str) -> TestClient:
     """The test client with an API key in every request."""
     client.headers["authorization"] = f"Bearer {api_key}"
     return client
+
+
+def drained(client: TestClient) -> None:
+    """Wait until every click the app acknowledged has left the spool for the database."""
+    assert client.app.state.services.clicks.wait_drained(timeout=10)  # type: ignore[attr-defined]
 
 
 def count(db: Database, table: Any) -> int:

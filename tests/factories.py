@@ -11,8 +11,9 @@ from acquisition.db import Database
 from acquisition.models import Channel, Link
 
 
-def make_channel(db: Database, messenger: str = "telegram", handle: str = "shop_bot",
-                 **extra: Any) -> Channel:
+def make_channel(
+    db: Database, messenger: str = "telegram", handle: str = "shop_bot", **extra: Any
+) -> Channel:
     with db.writer.begin() as session:
         spec = channels.parse({"messenger": messenger, "handle": handle, **extra})
         return channels.create(session, spec)

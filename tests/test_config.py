@@ -26,8 +26,9 @@ def test_plain_postgres_urls_get_the_psycopg_driver() -> None:
 
 def test_production_requires_a_secret_key() -> None:
     with pytest.raises(ConfigError, match="ACQUISITION_SECRET_KEY"):
-        Settings.from_env({"ACQUISITION_ENV": "production",
-                           "ACQUISITION_BASE_URL": "https://go.example.com"})
+        Settings.from_env(
+            {"ACQUISITION_ENV": "production", "ACQUISITION_BASE_URL": "https://go.example.com"}
+        )
 
 
 def test_production_requires_a_base_url() -> None:

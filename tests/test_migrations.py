@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
 
 from acquisition.db import ALEMBIC_DIR, Database
 from acquisition.models import Base

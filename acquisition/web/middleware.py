@@ -39,7 +39,10 @@ class SecurityHeaders:
                 if not framable:
                     headers.extend(h for h in FRAME_HEADERS if h[0] not in names)
                 content_type = next((v for n, v in headers if n == b"content-type"), b"")
-                if content_type.startswith(b"text/html") and b"content-security-policy" not in names:
+                if (
+                    content_type.startswith(b"text/html")
+                    and b"content-security-policy" not in names
+                ):
                     headers.append((b"content-security-policy", PAGE_CSP))
                 message["headers"] = headers
             await send(message)
@@ -55,14 +58,14 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            # No body to count (a GET body is never read by our handlers).
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.limit:
-                    await self._refuse(send)
-                    return
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await self._refuse(send)
+                return
         seen = 0
         started = False
 

@@ -3,15 +3,20 @@ click durably, then 302 to the deep link built from the channel's template."""
 
 from __future__ import annotations
 
+import base64
 import time
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from acquisition import links, messengers, refs, visitors
+from acquisition import links, messengers, qr, refs, visitors
+from acquisition.config import Network
 from acquisition.db import Database
 from acquisition.errors import Unavailable
 from acquisition.models import utcnow
@@ -55,8 +60,16 @@ class LinkCache:
         return target
 
     def _load(self, code: str) -> links.Target | None:
-        with self.db.reader() as session:
-            return links.find_target(session, code)
+        try:
+            with self.db.reader() as session:
+                return links.find_target(session, code)
+        except OperationalError:
+            # The database is down: keep redirecting links this worker knows (clicks are
+            # spooled meanwhile); only links it never saw answer 503.
+            stale = self._entries.get(code.upper())
+            if stale is None:
+                raise
+            return stale[1]
 
     def forget(self, code: str) -> None:
         self._entries.pop(code.upper(), None)
@@ -80,27 +93,76 @@ async def follow(request: Request) -> Response:
         return page(request, "gone.html", status, state=state, target=target)
     headers = request.headers
     visitor = visitors.classify(headers.get("user-agent", "")[:400], request.method)
-    via = "qr" if request.url.path[:3] in ("/q/", "/Q/") else "link"
+    via = "qr" if request.scope["path"][:3] in ("/q/", "/Q/") else "link"
     if visitor.kind != "human":
-        await svc.clicks.record(_row(request, target, None, visitor, via, now, None))
-        return page(request, "preview.html", 200, target=target, headers={"cache-control": NO_STORE})
+        await svc.clicks.record(
+            _row(
+                request, svc.settings.trusted_proxies, target, None, visitor, via, now, refs.make()
+            )
+        )
+        return page(
+            request, "preview.html", 200, target=target, headers={"cache-control": NO_STORE}
+        )
     channel = _chosen(target, request.query_params.get("c"))
     if channel is None:
-        return page(request, "chooser.html", 200, target=target, query=_passthrough(request),
-                    adapters=messengers, headers={"cache-control": NO_STORE})
+        return page(
+            request,
+            "chooser.html",
+            200,
+            target=target,
+            query=_passthrough(request),
+            adapters=messengers,
+            headers={"cache-control": NO_STORE},
+        )
     channel_id, messenger, handle, _name = channel
     adapter = messengers.get(messenger)
+    if adapter.PHONE_ONLY and visitor.device == "desktop" and "open" not in request.query_params:
+        # This messenger opens only on a phone: show a code to scan instead. The scan is the
+        # click (counted then, with the same source details); this desktop view is not.
+        return await handoff(request, svc, target, channel, adapter.LABEL)
     try:
-        ref = await svc.clicks.record(_row(request, target, channel_id, visitor, via, now, refs.make()))
+        ref = await svc.clicks.record(
+            _row(
+                request,
+                svc.settings.trusted_proxies,
+                target,
+                channel_id,
+                visitor,
+                via,
+                now,
+                refs.make(),
+            )
+        )
     except Unavailable:
-        # The store is down: the person still reaches the chat, but nothing was acknowledged as
-        # counted, so no ref travels (an unrecorded ref could never be attributed anyway).
+        # The spool's disk failed: the person still reaches the chat, but nothing was recorded,
+        # so no ref travels (an unrecorded ref could never be attributed anyway).
         ref = None
     location = adapter.deep_link(handle, ref or "direct", target.text)
     response = Response(status_code=302, headers={"location": location, "cache-control": NO_STORE})
     if ref is None:
         response.headers["x-click-recorded"] = "0"
     return response
+
+
+async def handoff(
+    request: Request,
+    svc: Services,
+    target: links.Target,
+    channel: tuple[int, str, str, str],
+    label: str,
+) -> Response:
+    params = [(k, v[:300]) for k, v in request.query_params.multi_items() if k not in ("c", "open")]
+    if len(target.channels) > 1:
+        params.insert(0, ("c", str(channel[0])))
+    query = urlencode(params[:20])
+    scan_url = links.qr_url(svc.settings.base_url, target.code) + (f"?{query}" if query else "")
+    svg = await run_in_threadpool(qr.render_cached, scan_url, "svg", qr.QrOptions(size_mm=60))
+    image = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+    here = f"/{target.code}?" + urlencode([*params, ("open", "1")])
+    return page(
+        request, "handoff.html", 200, target=target, label=label, image=image, here=here,
+        headers={"cache-control": NO_STORE},
+    )
 
 
 def _chosen(target: links.Target, choice: str | None) -> tuple[int, str, str, str] | None:
@@ -112,14 +174,13 @@ def _chosen(target: links.Target, choice: str | None) -> tuple[int, str, str, st
 
 
 def _passthrough(request: Request) -> str:
-    from urllib.parse import urlencode
-
     params = [(k, v[:300]) for k, v in request.query_params.multi_items() if k != "c"]
     return urlencode(params[:20])
 
 
 def _row(
     request: Request,
+    trusted: tuple[Network, ...],
     target: links.Target,
     channel_id: int | None,
     visitor: visitors.Visitor,
@@ -127,16 +188,17 @@ def _row(
     now: Any,
     ref: str | None,
 ) -> dict[str, Any]:
-    query = request.query_params
-    svc = services(request)
+    # Most clicks carry no query string: don't parse one then.
+    query: dict[str, str] = dict(request.query_params) if request.scope["query_string"] else {}
     utm = dict(target.utm)
-    for param, column in UTM_PARAMS.items():
-        value = query.get(param)
-        if value:
-            utm[column] = _printable(value, 100)
+    if query:
+        for param, column in UTM_PARAMS.items():
+            value = query.get(param)
+            if value:
+                utm[column] = _printable(value, 100)
     click_id = next((f"{name}:{query[name]}" for name in CLICK_IDS if query.get(name)), None)
     peer = request.client.host if request.client else None
-    ip = visitors.client_ip(peer, request.headers.get("x-forwarded-for"), svc.settings.trusted_proxies)
+    ip = visitors.client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
     return {
         "link_id": target.id,
         "channel_id": channel_id,
@@ -147,27 +209,42 @@ def _row(
         "via": "widget" if query.get("w") else via,
         "link_version": target.version,
         "ip": visitors.anonymize(ip),
-        "user_agent": _printable(request.headers.get("user-agent", ""), 400),
+        "user_agent": _agent(request.headers.get("user-agent", "")),
         "referrer": _printable(query.get("ref_url") or request.headers.get("referer", ""), 400),
         "page": _printable(query.get("page", ""), 400),
         **utm,
-        "click_id": _printable(click_id or "", 200),
-        "widget": _printable(query.get("w", ""), 32),
-        "consent_version": _printable(query.get("cv", ""), 32),
+        "click_id": _printable(click_id, 200) if click_id else None,
+        "widget": _printable(query["w"], 32) if "w" in query else None,
+        "consent_version": _printable(query["cv"], 32) if "cv" in query else None,
     }
 
 
+@lru_cache(maxsize=4096)
+def _agent(value: str) -> str | None:
+    return _printable(value, 400)
+
+
 def _printable(value: str, limit: int) -> str | None:
-    value = "".join(ch for ch in value[:limit] if ch.isprintable()).strip()
-    return value or None
+    value = value[:limit]
+    if not value.isprintable():
+        value = "".join(ch for ch in value if ch.isprintable())
+    return value.strip() or None
 
 
-def page(request: Request, template: str, status: int, headers: dict[str, str] | None = None,
-         **context: Any) -> Response:
+def page(
+    request: Request,
+    template: str,
+    status: int,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
     svc = services(request)
     return svc.templates.TemplateResponse(
-        request, template, {"base_url": svc.settings.base_url, **context},
-        status_code=status, headers=headers,
+        request,
+        template,
+        {"base_url": svc.settings.base_url, **context},
+        status_code=status,
+        headers=headers,
     )
 
 

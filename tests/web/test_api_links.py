@@ -16,12 +16,20 @@ def channel_id(db: Database) -> int:
     return make_channel(db).id
 
 
-def test_creating_a_link_returns_its_short_url(api: TestClient, channel_id: int, db: Database) -> None:
-    r = api.post("/api/v1/links", json={
-        "channels": [channel_id], "campaign": "black-friday", "source": "yandex",
-        "medium": "cpc", "content": "banner-a",
-        "placement": {"name": "Billboard 12, Tverskaya", "kind": "outdoor", "cost": 1500},
-    })
+def test_creating_a_link_returns_its_short_url(
+    api: TestClient, channel_id: int, db: Database
+) -> None:
+    r = api.post(
+        "/api/v1/links",
+        json={
+            "channels": [channel_id],
+            "campaign": "black-friday",
+            "source": "yandex",
+            "medium": "cpc",
+            "content": "banner-a",
+            "placement": {"name": "Billboard 12, Tverskaya", "kind": "outdoor", "cost": 1500},
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["url"] == f"{BASE_URL}/{body['code']}"
@@ -49,7 +57,9 @@ def test_custom_slugs_are_case_insensitive_and_unique(api: TestClient, channel_i
 
 
 @pytest.mark.parametrize("slug", ["api", "ADMIN", "hooks", "w", "healthz", "metrics"])
-def test_reserved_route_words_are_refused_as_slugs(api: TestClient, channel_id: int, slug: str) -> None:
+def test_reserved_route_words_are_refused_as_slugs(
+    api: TestClient, channel_id: int, slug: str
+) -> None:
     r = api.post("/api/v1/links", json={"channels": [channel_id], "slug": slug})
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "slug"
@@ -125,8 +135,11 @@ def test_unreadable_bodies_get_a_clear_4xx(
 
 
 def test_oversized_bodies_are_refused_before_reading(api: TestClient, db: Database) -> None:
-    r = api.post("/api/v1/links", content=b"x" * (3 * 1024 * 1024),
-                 headers={"content-type": "application/json"})
+    r = api.post(
+        "/api/v1/links",
+        content=b"x" * (3 * 1024 * 1024),
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413
     assert r.json()["errors"][0]["field"] == "body"
 
@@ -149,9 +162,18 @@ def test_a_revoked_key_stops_working(api: TestClient, db: Database, api_key: str
     assert api.get("/api/v1/links").status_code == 401
 
 
-def test_batch_creates_every_placement_in_one_request(api: TestClient, channel_id: int, db: Database) -> None:
-    items = [{"channels": [channel_id], "campaign": "metro", "source": "print",
-              "placement": {"name": f"Flyer {i}", "kind": "print"}} for i in range(500)]
+def test_batch_creates_every_placement_in_one_request(
+    api: TestClient, channel_id: int, db: Database
+) -> None:
+    items = [
+        {
+            "channels": [channel_id],
+            "campaign": "metro",
+            "source": "print",
+            "placement": {"name": f"Flyer {i}", "kind": "print"},
+        }
+        for i in range(500)
+    ]
     r = api.post("/api/v1/links/batch", json={"links": items})
     assert r.status_code == 201, r.text[:500]
     created = r.json()["links"]
@@ -190,7 +212,9 @@ def test_batch_size_is_bounded(api: TestClient, channel_id: int) -> None:
 
 
 def test_links_list_newest_first_with_a_cursor(api: TestClient, channel_id: int) -> None:
-    codes = [api.post("/api/v1/links", json={"channels": [channel_id]}).json()["code"] for _ in range(5)]
+    codes = [
+        api.post("/api/v1/links", json={"channels": [channel_id]}).json()["code"] for _ in range(5)
+    ]
     first = api.get("/api/v1/links?limit=3").json()
     assert [link["code"] for link in first["links"]] == codes[::-1][:3]
     second = api.get(f"/api/v1/links?limit=3&before={first['next_before']}").json()

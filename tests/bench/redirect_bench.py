@@ -1,0 +1,260 @@
+"""Redirect throughput: our durable redirect against a bare Starlette 302, same server settings.
+
+Run:  .venv/bin/python tests/bench/redirect_bench.py [--seconds 8] [--workers 1]
+      [--db sqlite,postgresql] [--modes close,keepalive]
+Needs wrk (Debian package `wrk`). Rounds are interleaved (bare, ours, bare, ours) so that the
+machine's mood affects both alike. After each run of ours it counts the stored clicks and
+compares them with the 302s wrk received: every acknowledged click must be stored (a few more
+may be stored than received: requests in flight when wrk stops were answered but not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from acquisition import channels, links  # noqa: E402
+from acquisition.config import Settings  # noqa: E402
+from acquisition.db import connect, migrate  # noqa: E402
+from acquisition.models import Click  # noqa: E402
+
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) found = 0 end
+function response(status, headers, body) if status == 302 then found = found + 1 end end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("found") end
+  io.write(string.format("FOUND302 %d\\n", total))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def start(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+    ]
+    if "create_app_from_env" in app:
+        cmd.append("--factory")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    wait_port(port)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path, close: bool) -> dict[str, float]:
+    extra = ["-H", "Connection: close"] if close else []
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            "-H",
+            f"User-Agent: {PHONE}",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+    found = int(re.search(r"FOUND302 (\d+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "p50": _ms(pct["50"]),
+        "p99": _ms(pct["99"]),
+        "found": found,
+        "errors": 0 if errors is None else sum(int(n) for n in re.findall(r"\d+", errors.group(1))),
+    }
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def prepare(database_url: str) -> str:
+    settings = Settings(database_url=database_url, secret_key="bench-secret-key-0123456789")
+    db = connect(settings)
+    migrate(db.engine)
+    with db.writer.begin() as session:
+        channel = channels.create(
+            session, channels.parse({"messenger": "telegram", "handle": "shop_bot"})
+        )
+        link = links.create(session, links.parse({"channels": [channel.id], "source": "bench"}))
+        code = link.code
+    db.dispose()
+    return code
+
+
+def stored(database_url: str) -> int:
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(Click.__table__)).scalar_one()
+    engine.dispose()
+    return int(n)
+
+
+def bench_database(name: str, args: argparse.Namespace, script: Path, tmp: Path) -> list[str]:
+    if name == "sqlite":
+        url = f"sqlite:///{tmp}/bench.db"
+    else:
+        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS acq_bench WITH (FORCE)"))
+            conn.execute(text("CREATE DATABASE acq_bench"))
+        admin.dispose()
+        url = args.postgres.rsplit("/", 1)[0] + "/acq_bench"
+    code = prepare(url)
+    env = {"ACQUISITION_DATABASE_URL": url, "ACQUISITION_SECRET_KEY": "bench-secret-key-0123456789"}
+    bare_port, ours_port = free_port(), free_port()
+    bare = start("tests.bench.bare_app:app", bare_port, args.workers, {})
+    ours = start("acquisition.web.app:create_app_from_env", ours_port, args.workers, env)
+    lines = []
+    try:
+        for mode in args.modes.split(","):
+            lines += run_mode(name, mode, code, url, bare_port, ours_port, args, script)
+    finally:
+        stop(bare)
+        stop(ours)
+    return lines
+
+
+def run_mode(
+    name: str,
+    mode: str,
+    code: str,
+    url: str,
+    bare_port: int,
+    ours_port: int,
+    args: argparse.Namespace,
+    script: Path,
+) -> list[str]:
+    close = mode == "close"
+    bare_url, ours_url = (f"http://127.0.0.1:{port}/{code}" for port in (bare_port, ours_port))
+    wrk(ours_url, 2, args.connections, script, close)  # warm up
+    wrk(bare_url, 2, args.connections, script, close)
+    before = stored(url)
+    results: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
+    acked = 0
+    for _ in range(args.rounds):
+        results["bare"].append(wrk(bare_url, args.seconds, args.connections, script, close))
+        run = wrk(ours_url, args.seconds, args.connections, script, close)
+        results["ours"].append(run)
+        acked += int(run["found"])
+    time.sleep(1)
+    saved = stored(url) - before
+    label = f"{name:10} {mode:9}"
+    lines = []
+    for kind in ("bare", "ours"):
+        runs = results[kind]
+        rps = sum(r["rps"] for r in runs) / len(runs)
+        p50 = sum(r["p50"] for r in runs) / len(runs)
+        p99 = max(r["p99"] for r in runs)
+        lines.append(f"{label} {kind:5} {rps:9.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:8.2f} ms")
+    ratio = sum(r["rps"] for r in results["ours"]) / sum(r["rps"] for r in results["bare"])
+    lost = max(0, acked - saved)
+    lines.append(
+        f"{label} ratio ours/bare = {ratio:.2f}   302s received {acked}   "
+        f"clicks stored {saved}   lost {lost}"
+    )
+    if lost:
+        lines.append(f"{label} FAILED: {lost} acknowledged clicks are missing")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument(
+        "--modes",
+        default="close,keepalive",
+        help="close: a new connection per request, as real clicks arrive; "
+        "keepalive: one connection reused",
+    )
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        script = tmp / "count.lua"
+        script.write_text(LUA)
+        lines = []
+        for name in args.db.split(","):
+            lines += bench_database(name.strip(), args, script, tmp)
+    print(
+        f"workers={args.workers} connections={args.connections} "
+        f"seconds={args.seconds}x{args.rounds}"
+    )
+    print("\n".join(lines))
+    return 1 if any("FAILED" in line for line in lines) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
