@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from acquisition import qr
 from acquisition.errors import Invalid
+from acquisition.qr.symbol import _EC_CONSTANTS
 
 URL = "HTTPS://GO.EXAMPLE.COM/K7Q2XP"
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -187,11 +188,11 @@ def test_the_codeword_map_matches_what_qrcode_places_for_every_version_and_level
         order = qr.data_module_order(version)
         for ec in "LMQH":
             symbol = qrcode.QRCode(
-                version=version, error_correction=qr._EC_CONSTANTS[ec], border=0, mask_pattern=5
+                version=version, error_correction=_EC_CONSTANTS[ec], border=0, mask_pattern=5
             )
             symbol.add_data("HTTPS://K7")
             symbol.make(fit=False)
-            codewords = qrcode.util.create_data(version, qr._EC_CONSTANTS[ec], symbol.data_list)
+            codewords = qrcode.util.create_data(version, _EC_CONSTANTS[ec], symbol.data_list)
             owner, correctable = qr.codeword_blocks(version, ec)
             assert len(owner) == len(codewords)
             assert len(order) - 8 * len(codewords) in (0, 3, 4, 7)  # remainder bits
