@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "acquisition"
-EDGES = {"cli", "__main__"}
+EDGES = {"cli", "cli_qr", "cli_users", "__main__"}
 PURE = {"messengers", "qr", "refs", "codes", "errors", "config", "visitors"}
 
 
