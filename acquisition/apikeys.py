@@ -50,7 +50,7 @@ def touch(session: Session, key: ApiKey) -> None:
 
 def revoke(session: Session, key_id_or_prefix: str) -> ApiKey:
     query = select(ApiKey)
-    if key_id_or_prefix.isdigit():
+    if key_id_or_prefix.isdecimal():
         query = query.where(ApiKey.id == int(key_id_or_prefix))
     else:
         query = query.where(ApiKey.prefix == key_id_or_prefix[:10])

@@ -64,7 +64,9 @@ def _credentials(value: object, adapter: messengers.Messenger | None) -> dict[st
         if key not in known:
             raise Invalid(f"unknown credential; this messenger takes: {', '.join(known)}", field)
         if not isinstance(secret, str) or not secret or len(secret) > CREDENTIAL_MAX:
-            raise Invalid(f"must be a non-empty string of at most {CREDENTIAL_MAX} characters", field)
+            raise Invalid(
+                f"must be a non-empty string of at most {CREDENTIAL_MAX} characters", field
+            )
         if not secret.isprintable() or not secret.isascii() or secret != secret.strip():
             raise Invalid("must be printable ASCII without surrounding spaces", field)
         result[key] = secret
@@ -120,9 +122,7 @@ def update(session: Session, channel: Channel, data: object) -> Channel:
     if "relay_url" in body:
         relay = problems.take(_relay_url, body["relay_url"])
     if "welcome_text" in body:
-        welcome = problems.take(
-            fields.text, body, "welcome_text", max_length=1000, multiline=True
-        )
+        welcome = problems.take(fields.text, body, "welcome_text", max_length=1000, multiline=True)
     problems.check()
     if "name" in body and name:
         channel.name = name

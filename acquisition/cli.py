@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import logging.config
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import date
+from pathlib import Path
 
-from acquisition import apikeys, links, stats
+from acquisition import apikeys, cli_qr, cli_users, links, stats
 from acquisition.config import ConfigError, Settings
 from acquisition.db import connect, migrate
 from acquisition.errors import AcquisitionError
@@ -50,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("ACQUISITION_WORKERS", "2")),
         help="worker processes (default 2: one stalls under bursts of new connections)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request (method, route, status, duration, request id)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        default="auto",
+        help="json lines, or plain text; auto: text on a terminal, json otherwise",
     )
     serve.add_argument(
         "--no-migrate",
@@ -93,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     link_create.add_argument("--slug", help="custom code instead of a generated one")
     link_create.set_defaults(run=_link_create)
 
+    cli_qr.register(commands)  # qr CODE ..., qr batch ...
+    cli_users.register(commands)  # user create|password|list: who may sign in to /admin
+
+    rollup = commands.add_parser("rollups", help="the daily rollup the dashboard reads")
+    rollup_commands = rollup.add_subparsers(title="rollups commands", required=True)
+    rebuild = rollup_commands.add_parser(
+        "rebuild", help="recompute the rollup from the base tables (all days, or from --since)"
+    )
+    rebuild.add_argument("--since", type=date.fromisoformat, help="first UTC day, YYYY-MM-DD")
+    rebuild.set_defaults(run=_rollups_rebuild)
+
     stat = commands.add_parser("stats", help="print the funnel grouped by one key")
     stat.add_argument("--group-by", default="source", choices=stats.GROUPS)
     stat.add_argument("--campaign")
@@ -104,20 +133,49 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from acquisition import logs
+
+    formats = {"auto": None, "json": True, "text": False}
+    log_config = logs.config(access_log=args.access_log, json_lines=formats[args.log_format])
+    logging.config.dictConfig(log_config)
     if not args.no_migrate:
         _migrate(settings, args)
-    uvicorn.run(
-        "acquisition.web.app:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers if args.workers > 1 else None,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=20,
-        log_level="info",
-    )
+    with _metrics_dir(args.workers):
+        uvicorn.run(
+            "acquisition.web.app:create_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers if args.workers > 1 else None,
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=20,
+            log_config=log_config,
+            access_log=False,  # ours replaces uvicorn's (anonymised address, no query string)
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers share their Prometheus counts through files in one folder, which must
+    be empty when they start (prometheus_client's multiprocess mode)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    if workers <= 1:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="acquisition-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -176,6 +234,18 @@ def _link_create(settings: Settings, args: argparse.Namespace) -> int:
     with db.writer.begin() as session:
         link = links.create(session, spec)
         print(links.short_url(settings.base_url, link.code))
+    return 0
+
+
+def _rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from acquisition import rollups
+
+    db = connect(settings)
+    try:
+        days = rollups.rebuild(db.writer, since=args.since)
+    finally:
+        db.dispose()
+    print(f"rebuilt the rollup of {days} days")
     return 0
 
 

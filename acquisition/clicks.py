@@ -241,6 +241,11 @@ class ClickSpool:
                 os.close(fd)
         return moved
 
+    def backlog(self) -> int:
+        """Bytes of acknowledged clicks this worker has not yet moved into the database."""
+        with self._lock:
+            return self._written - self._drained
+
     def wait_drained(self, timeout: float = 10.0) -> bool:
         """Block until every acknowledged click is in the database (tests, shutdown)."""
         deadline = time.monotonic() + timeout

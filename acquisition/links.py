@@ -21,8 +21,18 @@ from acquisition.models import Link, LinkChannel, LinkRevision, utcnow
 UTM = ("campaign", "source", "medium", "content", "term")
 MAX_CHANNELS = 10
 MAX_BATCH = 1000
-KEYS = {*UTM, "channels", "placement", "placement_id", "text", "slug", "valid_from",
-        "valid_until", "disabled"}
+KEYS = {
+    *UTM,
+    "channels",
+    "placement",
+    "placement_id",
+    "text",
+    "slug",
+    "valid_from",
+    "valid_until",
+    "disabled",
+    "welcome_text",
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class LinkSpec:
     valid_from: datetime | None
     valid_until: datetime | None
     disabled: bool
+    welcome_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +79,9 @@ def parse(data: object, prefix: str = "") -> LinkSpec:
     problems = fields.Problems()
     fields.unknown_keys(body, KEYS, prefix, problems)
     channel_ids = problems.take(_channel_ids, body.get("channels"), prefix + "channels")
-    utm = {name: problems.take(fields.text, body, name, max_length=100, prefix=prefix)
-           for name in UTM}
+    utm = {
+        name: problems.take(fields.text, body, name, max_length=100, prefix=prefix) for name in UTM
+    }
     placement = None
     if body.get("placement") is not None:
         placement = problems.take(placements.parse, body["placement"], f"{prefix}placement.")
@@ -87,6 +99,9 @@ def parse(data: object, prefix: str = "") -> LinkSpec:
     if valid_from and valid_until and valid_until <= valid_from:
         problems.add(prefix + "valid_until", "must be later than valid_from")
     disabled = problems.take(fields.flag, body, "disabled", prefix)
+    welcome = problems.take(
+        fields.text, body, "welcome_text", max_length=1000, prefix=prefix, multiline=True
+    )
     problems.check()
     return LinkSpec(
         channels=tuple(channel_ids or ()),
@@ -98,6 +113,7 @@ def parse(data: object, prefix: str = "") -> LinkSpec:
         valid_from=valid_from,
         valid_until=valid_until,
         disabled=bool(disabled),
+        welcome_text=welcome,
     )
 
 
@@ -160,7 +176,8 @@ def create_many(
         if spec.slug:
             seen.add(spec.slug)
     if errors:
-        bad = len({e.field.split(".")[1] for e in errors}) if batch else 1
+        items = {e.field.split(".")[1] for e in errors if e.field.startswith("links.")}
+        bad = len(items) if batch else 1
         summary = f"{bad} of {len(specs)} links are invalid; nothing was created"
         raise Invalid(errors[0].message if not batch else summary, errors=errors)
     valid = [spec for spec in specs if spec is not None]
@@ -174,6 +191,7 @@ def create_many(
             valid_from=spec.valid_from,
             valid_until=spec.valid_until,
             disabled=spec.disabled,
+            welcome_text=spec.welcome_text,
             version=1,
             created_at=now,
             updated_at=now,
@@ -239,6 +257,7 @@ def update(session: Session, link: Link, data: object) -> Link:
     link.text = spec.text
     link.valid_from, link.valid_until = spec.valid_from, spec.valid_until
     link.disabled = spec.disabled
+    link.welcome_text = spec.welcome_text
     link.version += 1
     link.updated_at = utcnow()
     session.flush()
@@ -258,6 +277,7 @@ def snapshot(link: Link) -> dict[str, Any]:
         "valid_from": link.valid_from.isoformat() if link.valid_from else None,
         "valid_until": link.valid_until.isoformat() if link.valid_until else None,
         "disabled": link.disabled,
+        "welcome_text": link.welcome_text,
     }
 
 
@@ -331,11 +351,20 @@ def short_url(base_url: str, code: str) -> str:
     return f"{base_url}/{code}"
 
 
+def qr_url(base_url: str, code: str) -> str:
+    """What a printed QR code encodes: upper case (alphanumeric mode, a smaller code), and the
+    /Q/ path marks the visit as a scan. Codes and hosts are case-insensitive, so it still works."""
+    return f"{base_url}/Q/{code}".upper()
+
+
 def public(link: Link, base_url: str) -> dict[str, Any]:
     return {
         "code": link.code,
         "url": short_url(base_url, link.code),
-        "qr": {fmt: f"{short_url(base_url, link.code)}.{fmt}" for fmt in ("svg", "png", "pdf")},
+        "qr": {
+            **{fmt: f"{short_url(base_url, link.code)}.{fmt}" for fmt in ("svg", "png", "pdf")},
+            "payload": qr_url(base_url, link.code),
+        },
         "channels": [t.channel_id for t in link.targets],
         **{name: getattr(link, name) for name in UTM},
         "placement": placements.public(link.placement) if link.placement else None,
@@ -343,6 +372,7 @@ def public(link: Link, base_url: str) -> dict[str, Any]:
         "valid_from": link.valid_from.isoformat() if link.valid_from else None,
         "valid_until": link.valid_until.isoformat() if link.valid_until else None,
         "disabled": link.disabled,
+        "welcome_text": link.welcome_text,
         "version": link.version,
         "created_at": link.created_at.isoformat(),
         "updated_at": link.updated_at.isoformat(),

@@ -55,7 +55,7 @@ def _number(params: Mapping[str, str], name: str, low: int, high: int) -> int | 
     raw = params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Invalid(f"must be a whole number from {low} to {high}", field=name)
     return fields.integer(int(raw), name, low=low, high=high)
 

@@ -1,4 +1,4 @@
-"""The import rules of the design, checked on the source: edges on top, pure modules at the bottom."""
+"""The design's import rules, checked on the source: edges on top, pure modules at the bottom."""
 
 from __future__ import annotations
 

@@ -70,6 +70,8 @@ class Link(Base):
     term: Mapped[str | None] = mapped_column(String(100))
     placement_id: Mapped[int | None] = mapped_column(ForeignKey("placements.id"), index=True)
     text: Mapped[str | None] = mapped_column(String(500))
+    # Answered at once to a start through this link where the platform allows (issue 3).
+    welcome_text: Mapped[str | None] = mapped_column(String(1000))
     valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from acquisition import apikeys, channels, fields, links, placements, stats
+from acquisition import apikeys, channels, fields, links, optins, placements, stats
 from acquisition.errors import Invalid, Malformed, Unauthorized
 from acquisition.web.openapi import document
 from acquisition.web.redirect import services
@@ -90,7 +90,7 @@ async def read(request: Request, work: Callable[[Session], T]) -> T:
 
 def _limit(request: Request, default: int = 50, high: int = 500) -> int:
     raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # not "¹": isdigit() takes what int() refuses
         raise Invalid(f"must be a whole number from 1 to {high}", field="limit")
     return fields.integer(int(raw), "limit", low=1, high=high)
 
@@ -99,7 +99,7 @@ def _cursor(request: Request) -> int | None:
     raw = request.query_params.get("before")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise Invalid("must be a cursor taken from next_before", field="before")
     return int(raw)
 
@@ -115,7 +115,9 @@ async def create_channel(request: Request) -> Response:
         return channels.public(channel, base, reveal=True)
 
     result = await write(request, work)
-    return JSONResponse(result, status_code=201, headers={"location": f"/api/v1/channels/{result['id']}"})
+    return JSONResponse(
+        result, status_code=201, headers={"location": f"/api/v1/channels/{result['id']}"}
+    )
 
 
 async def list_channels(request: Request) -> Response:
@@ -127,7 +129,9 @@ async def list_channels(request: Request) -> Response:
 async def get_channel(request: Request) -> Response:
     channel_id = _path_id(request)
     base = services(request).settings.base_url
-    return JSONResponse(await read(request, lambda s: channels.public(channels.get(s, channel_id), base)))
+    return JSONResponse(
+        await read(request, lambda s: channels.public(channels.get(s, channel_id), base))
+    )
 
 
 async def update_channel(request: Request) -> Response:
@@ -143,7 +147,7 @@ async def update_channel(request: Request) -> Response:
 
 def _path_id(request: Request) -> int:
     raw = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise Invalid("must be a numeric id", field="id")
     return int(raw)
 
@@ -153,8 +157,12 @@ def _path_id(request: Request) -> int:
 
 async def create_link(request: Request) -> Response:
     base = services(request).settings.base_url
-    result = await write(request, lambda s, body: links.public(links.create(s, links.parse(body)), base))
-    return JSONResponse(result, status_code=201, headers={"location": f"/api/v1/links/{result['code']}"})
+    result = await write(
+        request, lambda s, body: links.public(links.create(s, links.parse(body)), base)
+    )
+    return JSONResponse(
+        result, status_code=201, headers={"location": f"/api/v1/links/{result['code']}"}
+    )
 
 
 async def create_links(request: Request) -> Response:
@@ -195,7 +203,9 @@ async def update_link(request: Request) -> Response:
     svc = services(request)
 
     def work(session: Session, body: Any) -> dict[str, Any]:
-        return links.public(links.update(session, links.get(session, code), body), svc.settings.base_url)
+        return links.public(
+            links.update(session, links.get(session, code), body), svc.settings.base_url
+        )
 
     result = await write(request, work)
     svc.links.forget(result["code"])
@@ -226,11 +236,32 @@ async def list_placements(request: Request) -> Response:
     return JSONResponse({"placements": result})
 
 
+async def settle_late_clicks(request: Request) -> None:
+    """Attribute starts whose click reached the database after them (the click spool lags by
+    milliseconds), so numbers are right even before the drainer's own call. Writes only when
+    there is something to attribute."""
+    db = services(request).db
+
+    def run() -> None:
+        with db.reader() as session:
+            waiting = optins.resolvable(session)
+        if waiting:
+            with db.writer.begin() as session:
+                optins.resolve_pending(session, waiting)
+
+    await run_in_threadpool(run)
+
+
 async def get_stats(request: Request) -> Response:
     def work(session: Session) -> dict[str, Any]:
         query = stats.parse(request.query_params)
-        return {"group_by": query.group_by, "rows": stats.clicks(session, query)}
+        return {
+            "group_by": query.group_by,
+            "attribution": query.attribution,
+            "rows": stats.funnel(session, query),
+        }
 
+    await settle_late_clicks(request)  # idempotent and cheap; safe before authentication
     return JSONResponse(await read(request, work))
 
 

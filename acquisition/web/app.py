@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,16 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from acquisition.clicks import ClickWriter
+from acquisition import logs, metrics, optins
+from acquisition.clicks import ClickSpool
 from acquisition.config import Settings
 from acquisition.db import Database, connect
 from acquisition.errors import AcquisitionError
-from acquisition.web import api, problems, redirect
+from acquisition.relay import RelayLoop
+from acquisition.rollups import Refresher
+from acquisition.web import admin, api, beacons, codes, hooks, problems, redirect, reports, widget
 from acquisition.web.middleware import BodyLimit, SecurityHeaders
+from acquisition.web.ratelimit import RateLimit
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -32,7 +37,7 @@ class Services:
 
     settings: Settings
     db: Database
-    clicks: ClickWriter
+    clicks: ClickSpool
     links: redirect.LinkCache
     templates: Jinja2Templates
 
@@ -43,29 +48,50 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = database or connect(settings)
-        writer = ClickWriter(db.engine)
+        # Starts that arrived before their click left the spool get attributed as it lands.
+        writer = ClickSpool(settings.spool_path, db.engine, on_stored=optins.resolver(db))
         writer.start()
         app.state.services = Services(
             settings, db, writer, redirect.LinkCache(db, settings.link_cache_seconds), templates
         )
+        relay = app.state.relay = RelayLoop(db)  # forwards queued webhook bodies to bots
+        relay.start()
+        # Keeps the dashboard's daily rollup current (app.state.rollups.poke() to refresh now).
+        refresher = app.state.rollups = Refresher(db)
+        refresher.start()
         try:
             yield
         finally:
+            await refresher.stop()
+            await relay.stop()
             # Requests have drained by now (uvicorn waits for them): flush the last clicks.
-            writer.close()
+            await writer.close()
             if database is None:
                 db.dispose()
 
+    # The short-link routes come right after /healthz: they are the hot path, and a one-segment
+    # pattern cannot shadow the mounted prefixes below it.
     routes: list[BaseRoute] = [
         Route("/healthz", redirect.health, methods=["GET", "HEAD"]),
-        Mount("/api/v1", routes=api.routes),
-        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        Route("/metrics", metrics.Endpoint(settings.trusted_proxies), methods=["GET"]),
+        *widget.routes,  # /w/{id}.js, /w/{id}/qr/{code}.svg
+        *beacons.routes,  # /w/{id}/e
+        *codes.routes,  # /{code}.svg|png|pdf: before /{code}, which matches dots too
+        *admin.routes(settings),  # /admin/...: its own session cookie; before /{code}
         *redirect.routes,
+        *hooks.routes,
+        Mount(
+            "/api/v1", routes=[*api.routes, *reports.routes, *codes.api_routes, *widget.api_routes]
+        ),
+        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(
         routes=routes,
         middleware=[
+            Middleware(logs.AccessLog, trusted=settings.trusted_proxies),
+            Middleware(metrics.Metrics),
             Middleware(SecurityHeaders),
+            Middleware(RateLimit, settings=settings),
             Middleware(BodyLimit, limit=settings.max_body_bytes),
         ],
         exception_handlers={
@@ -80,4 +106,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
 
 def create_app_from_env() -> Starlette:
     """The uvicorn factory used by `acquisition serve` (each worker builds its own app)."""
+    # The click fsync and drain threads need the GIL only briefly, but by default a busy event
+    # loop keeps it for up to 5 ms before handing over: that wait would sit on every redirect.
+    sys.setswitchinterval(0.0005)
     return create_app(Settings.from_env())

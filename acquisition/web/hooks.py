@@ -35,7 +35,7 @@ def _find(request: Request) -> Hook | None:
     name = request.path_params["messenger"]
     raw_id = request.path_params["channel_id"]
     adapter = messengers.REGISTRY.get(name)
-    if adapter is None or not raw_id.isdigit() or len(raw_id) > 9:
+    if adapter is None or not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 9:
         return None
     with services(request).db.reader() as session:
         channel = session.get(Channel, int(raw_id))

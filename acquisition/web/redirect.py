@@ -160,7 +160,13 @@ async def handoff(
     image = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
     here = f"/{target.code}?" + urlencode([*params, ("open", "1")])
     return page(
-        request, "handoff.html", 200, target=target, label=label, image=image, here=here,
+        request,
+        "handoff.html",
+        200,
+        target=target,
+        label=label,
+        image=image,
+        here=here,
         headers={"cache-control": NO_STORE},
     )
 

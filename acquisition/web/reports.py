@@ -138,7 +138,7 @@ async def report_optout(request: Request) -> Response:
 
 def _path_id(request: Request) -> int:
     raw = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Invalid("must be a numeric id", field="id")
     return int(raw)
 
@@ -174,7 +174,7 @@ async def consent_history(request: Request) -> Response:
 async def consent_csv(request: Request) -> Response:
     """The whole ledger (or one channel's), streamed page by page: no size limit in memory."""
     raw = request.query_params.get("channel")
-    if raw is not None and (not raw.isdigit() or len(raw) > 9 or int(raw) == 0):
+    if raw is not None and (not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) == 0):
         raise Invalid("must be a channel id", field="channel")
     channel = int(raw) if raw is not None else None
     await settle_late_clicks(request)
