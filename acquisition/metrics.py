@@ -125,7 +125,8 @@ def route_template(scope: dict[str, Any]) -> str:
     prefix = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
     if not hasattr(route, "endpoint"):
         return f"{prefix}/{{path}}"  # a Mount: root_path already holds its own prefix
-    return f"{prefix}{path}"
+    # "/{code:code}" is how the hot route spells "/{code}"; keep one label for short links.
+    return f"{prefix}{path.replace(':code}', '}')}"
 
 
 def sync(services: Any, force: bool = False) -> None:

@@ -69,16 +69,17 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
             if database is None:
                 db.dispose()
 
-    # The short-link routes come right after /healthz: they are the hot path, and a one-segment
-    # pattern cannot shadow the mounted prefixes below it.
+    # Order matters: the short-link routes are the hot path and come first; their pattern takes
+    # only one dot-free segment that is not a route word, so they shadow nothing below.
     routes: list[BaseRoute] = [
         Route("/healthz", redirect.health, methods=["GET", "HEAD"]),
         Route("/metrics", metrics.Endpoint(settings.trusted_proxies), methods=["GET"]),
+        *redirect.routes,  # one-segment codes only: cannot shadow anything below
         *widget.routes,  # /w/{id}.js, /w/{id}/qr/{code}.svg
         *beacons.routes,  # /w/{id}/e
         *codes.routes,  # /{code}.svg|png|pdf: before /{code}, which matches dots too
         *admin.routes(settings),  # /admin/...: its own session cookie; before /{code}
-        *redirect.routes,
+        *redirect.fallback,
         *hooks.routes,
         Mount(
             "/api/v1", routes=[*api.routes, *reports.routes, *codes.api_routes, *widget.api_routes]

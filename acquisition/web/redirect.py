@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from acquisition import links, messengers, qr, refs, visitors
+from acquisition import codes, links, messengers, qr, refs, visitors
 from acquisition.config import Network
 from acquisition.db import Database
 from acquisition.errors import Unavailable
@@ -258,8 +259,30 @@ async def health(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+class CodeConvertor(Convertor[str]):
+    """A path segment that can be a code: no dot (images), no route word (admin, w, …).
+
+    It lets the short-link routes sit first in the table, so a click is matched at the first
+    try instead of after every other route has been tried.
+    """
+
+    regex = "(?!(?i:" + "|".join(sorted(word for word in codes.RESERVED if "." not in word)) + ")$)"
+    regex += "[A-Za-z0-9_-]{1,32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("code", CodeConvertor())
+
+# The hot path: tried first (see CodeConvertor).
 routes = [
+    Route("/{code:code}", follow, methods=["GET", "HEAD"]),
     Route("/q/{code}", follow, methods=["GET", "HEAD"]),
     Route("/Q/{code}", follow, methods=["GET", "HEAD"]),
-    Route("/{code}", follow, methods=["GET", "HEAD"]),
 ]
+# Anything else of one segment (a mistyped code with a dot, say) still gets the friendly 404.
+fallback = [Route("/{code}", follow, methods=["GET", "HEAD"])]
