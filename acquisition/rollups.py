@@ -101,14 +101,24 @@ def mark_dirty(
         session.execute(statement)
 
 
-def refresh(session: Session, now: datetime | None = None, wait: bool = False) -> Refreshed | None:
+def refresh(
+    session: Session,
+    now: datetime | None = None,
+    wait: bool = False,
+    fresh_for: timedelta | None = None,
+) -> Refreshed | None:
     """Recompute what may have changed since the last refresh, in the caller's transaction (a
-    writer session; the caller commits). None when another refresh holds the lock."""
+    writer session; the caller commits). None when another refresh holds the lock, or when
+    one finished less than `fresh_for` ago (every worker runs a refresher: one is enough)."""
     began = time.perf_counter()
     now = now or utcnow()
     if not _lock(session, wait):
         return None
     today = now.astimezone(UTC).date()
+    if fresh_for is not None:
+        last = session.scalar(select(RollupDay.refreshed_at).where(RollupDay.day == today))
+        if last is not None and now - fresh_for < last <= now:
+            return None
     full = {today}
     if _yesterday_due(session, today, now):
         full.add(today - timedelta(days=1))
@@ -191,6 +201,7 @@ class Refresher:
         self.last: Refreshed | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._poked = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -209,12 +220,15 @@ class Refresher:
     def poke(self) -> None:
         """Refresh now instead of at the next tick (the dashboard's "refresh" button); safe to
         call from any thread."""
+        self._poked = True
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def run_once(self) -> Refreshed | None:
+    def run_once(self, force: bool = True) -> Refreshed | None:
+        # Unless asked for, a run right after another worker's is skipped.
+        fresh_for = None if force else timedelta(seconds=self.interval / 2)
         with self.db.writer.begin() as session:
-            result = refresh(session)
+            result = refresh(session, fresh_for=fresh_for)
         if result is not None:
             self.last = result
         return result
@@ -231,8 +245,9 @@ class Refresher:
             await asyncio.to_thread(self.backfill)
         while not self._stopping:
             began = time.monotonic()
+            poked, self._poked = self._poked, False
             try:
-                await asyncio.to_thread(self.run_once)
+                await asyncio.to_thread(self.run_once, poked)
             except Exception as error:  # the database is down or busy: try again next tick
                 log.warning("rollup refresh failed: %s", error)
             self._wake.clear()

@@ -512,8 +512,12 @@ def test_refresh_covers_today_yesterday_and_marked_days(db: Database) -> None:
     world.click(link, NOW - timedelta(days=1), channel)
     world.click(link, NOW - timedelta(days=5), channel)
     period = Filters(date(2026, 3, 1), date(2026, 4, 1))
+    with db.writer.begin() as s:  # another worker's refresher, just after: nothing to do
+        assert (
+            rollups.refresh(s, NOW + timedelta(seconds=2), fresh_for=timedelta(seconds=5)) is None
+        )
     with db.writer.begin() as s:
-        done = rollups.refresh(s, NOW + timedelta(seconds=10))
+        done = rollups.refresh(s, NOW + timedelta(seconds=10), fresh_for=timedelta(seconds=5))
     assert done is not None and done.days == (date(2026, 3, 31),)  # yesterday: just done
     later = NOW + rollups.YESTERDAY_EVERY + timedelta(seconds=1)
     with db.writer.begin() as s:
