@@ -17,7 +17,6 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from acquisition import codes, links, messengers, qr, refs, visitors
-from acquisition.config import Network
 from acquisition.db import Database
 from acquisition.errors import Unavailable
 from acquisition.models import utcnow
@@ -96,11 +95,7 @@ async def follow(request: Request) -> Response:
     visitor = visitors.classify(headers.get("user-agent", "")[:400], request.method)
     via = "qr" if request.scope["path"][:3] in ("/q/", "/Q/") else "link"
     if visitor.kind != "human":
-        await svc.clicks.record(
-            _row(
-                request, svc.settings.trusted_proxies, target, None, visitor, via, now, refs.make()
-            )
-        )
+        await svc.clicks.record(_row(request, svc, target, None, visitor, via, now))
         return page(
             request, "preview.html", 200, target=target, headers={"cache-control": NO_STORE}
         )
@@ -111,7 +106,7 @@ async def follow(request: Request) -> Response:
             "chooser.html",
             200,
             target=target,
-            query=_passthrough(request),
+            query=urlencode(_carried(request, "c")),
             adapters=messengers,
             headers={"cache-control": NO_STORE},
         )
@@ -122,18 +117,7 @@ async def follow(request: Request) -> Response:
         # click (counted then, with the same source details); this desktop view is not.
         return await handoff(request, svc, target, channel, adapter.LABEL)
     try:
-        ref = await svc.clicks.record(
-            _row(
-                request,
-                svc.settings.trusted_proxies,
-                target,
-                channel_id,
-                visitor,
-                via,
-                now,
-                refs.make(),
-            )
-        )
+        ref = await svc.clicks.record(_row(request, svc, target, channel_id, visitor, via, now))
     except Unavailable:
         # The spool's disk failed: the person still reaches the chat, but nothing was recorded,
         # so no ref travels (an unrecorded ref could never be attributed anyway).
@@ -152,10 +136,10 @@ async def handoff(
     channel: tuple[int, str, str, str],
     label: str,
 ) -> Response:
-    params = [(k, v[:300]) for k, v in request.query_params.multi_items() if k not in ("c", "open")]
+    params = _carried(request, "c", "open")
     if len(target.channels) > 1:
         params.insert(0, ("c", str(channel[0])))
-    query = urlencode(params[:20])
+    query = urlencode(params)
     scan_url = links.qr_url(svc.settings.base_url, target.code) + (f"?{query}" if query else "")
     svg = await run_in_threadpool(qr.render_cached, scan_url, "svg", qr.QrOptions(size_mm=60))
     image = "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
@@ -180,21 +164,22 @@ def _chosen(target: links.Target, choice: str | None) -> tuple[int, str, str, st
     return None
 
 
-def _passthrough(request: Request) -> str:
-    params = [(k, v[:300]) for k, v in request.query_params.multi_items() if k != "c"]
-    return urlencode(params[:20])
+def _carried(request: Request, *drop: str) -> list[tuple[str, str]]:
+    """The visit's query parameters (bounded) that a chooser or scan page passes on."""
+    return [(k, v[:300]) for k, v in request.query_params.multi_items() if k not in drop][:20]
 
 
 def _row(
     request: Request,
-    trusted: tuple[Network, ...],
+    svc: Services,
     target: links.Target,
     channel_id: int | None,
     visitor: visitors.Visitor,
     via: str,
     now: Any,
-    ref: str | None,
 ) -> dict[str, Any]:
+    """The click row. Every visit gets a ref, bots too: it is what makes a spool replay
+    idempotent (only a person's ever travels to a messenger)."""
     # Most clicks carry no query string: don't parse one then.
     query: dict[str, str] = dict(request.query_params) if request.scope["query_string"] else {}
     utm = dict(target.utm)
@@ -205,11 +190,12 @@ def _row(
                 utm[column] = _printable(value, 100)
     click_id = next((f"{name}:{query[name]}" for name in CLICK_IDS if query.get(name)), None)
     peer = request.client.host if request.client else None
-    ip = visitors.client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    forwarded = request.headers.get("x-forwarded-for")
+    ip = visitors.client_ip(peer, forwarded, svc.settings.trusted_proxies)
     return {
         "link_id": target.id,
         "channel_id": channel_id,
-        "ref": ref,
+        "ref": refs.make(),
         "at": now,
         "visitor": visitor.kind,
         "device": visitor.device,
