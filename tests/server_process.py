@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,15 +22,10 @@ from sqlalchemy.engine import make_url
 from acquisition.config import Settings
 from acquisition.db import Database, connect, migrate
 from tests.conftest import POSTGRES_URL, SECRET
+from tests.live_server import free_port as free_port  # re-exported for the server tests
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -4,7 +4,6 @@ senders at once. Nothing is mocked: the listener is http.server in a thread."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from acquisition.db import Database
 from acquisition.models import Channel, RelayItem, utcnow
 from tests import deliveries as d
 from tests.factories import make_channel
+from tests.live_server import free_port
 
 FAST = relay.Policy(base_delay=0.05, max_delay=0.2, lease=5, timeout=2, idle_poll=0.05)
 
@@ -60,12 +60,6 @@ class Listener:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.live_server import free_port
+
 pytestmark = pytest.mark.server
 
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Safari/604.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_migrates_a_fresh_database_and_keeps_clicks_through_a_sigterm(tmp_path: Path) -> None:
