@@ -1,0 +1,99 @@
+"""The click spool's drain: the database takes apart a whole chunk of spooled lines at once;
+these are the promises around that (time kept exactly, replays idempotent, one bad line never
+blocks the others, refs reported for late starts)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from acquisition import refs
+from acquisition.clicks import COLUMNS, ClickSpool
+from acquisition.db import Database
+from acquisition.models import Click
+from tests.factories import make_channel, make_link
+
+
+def line(link_id: int, channel_id: int | None, **values: Any) -> bytes:
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row.update(
+        link_id=link_id,
+        channel_id=channel_id,
+        ref=refs.make(),
+        at="2026-11-27T05:04:03.000007+00:00",
+        visitor="human",
+        device="mobile",
+        via="link",
+        link_version=1,
+        user_agent="Mozilla/5.0 «тест» 😀",
+        source="flyer",
+    )
+    row.update(values)
+    return (json.dumps([row[name] for name in COLUMNS], ensure_ascii=False) + "\n").encode()
+
+
+def spool_file(tmp_path: Path, lines: list[bytes]) -> Path:
+    path = tmp_path / "spool" / "clicks-1-1.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def stored(db: Database) -> list[Click]:
+    with db.reader() as s:
+        return list(s.scalars(select(Click).order_by(Click.id)))
+
+
+def test_spooled_clicks_arrive_whole_and_exact(db: Database, tmp_path: Path) -> None:
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    lines = [
+        line(link.id, channel.id),
+        line(link.id, None, visitor="bot", device="other", at="2026-11-27T05:04:03+00:00"),
+    ]
+    reported: list[list[str]] = []
+    spool = ClickSpool(tmp_path / "spool", db.engine, on_stored=reported.append)
+    path = spool_file(tmp_path, lines)
+    assert spool._drain_file(path, 0, path.stat().st_size) == path.stat().st_size
+    human, bot = stored(db)
+    assert human.at == datetime(2026, 11, 27, 5, 4, 3, 7, tzinfo=UTC)
+    assert (human.user_agent, human.source, human.channel_id) == (
+        "Mozilla/5.0 «тест» 😀",
+        "flyer",
+        channel.id,
+    )
+    assert (bot.visitor, bot.channel_id, bot.referrer) == ("bot", None, None)
+    assert bot.at == datetime(2026, 11, 27, 5, 4, 3, tzinfo=UTC)  # no microseconds spelled out
+    assert reported == [[human.ref, bot.ref]]
+    # A replay (a restart after a crash mid-drain) adds nothing.
+    spool._drain_file(path, 0, path.stat().st_size)
+    assert len(stored(db)) == 2
+
+
+def test_a_torn_or_refused_line_is_skipped_and_the_rest_stored(
+    db: Database, tmp_path: Path
+) -> None:
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    good = [line(link.id, channel.id) for _ in range(5)]
+    refused = line(link.id, channel.id, visitor="alien")  # the table's CHECK refuses it
+    torn = good[4][:40] + b"\n"  # a crash mid-write: never acknowledged
+    path = spool_file(tmp_path, [good[0], refused, good[1], torn, good[2], good[3]])
+    spool = ClickSpool(tmp_path / "spool", db.engine)
+    spool._drain_file(path, 0, path.stat().st_size)
+    expected = [json.loads(item)[COLUMNS.index("ref")] for item in good[:4]]
+    assert sorted(click.ref for click in stored(db)) == sorted(expected)
+
+
+def test_an_unfinished_last_line_waits(db: Database, tmp_path: Path) -> None:
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    first, second = line(link.id, channel.id), line(link.id, channel.id)
+    path = spool_file(tmp_path, [first, second[:-10]])
+    spool = ClickSpool(tmp_path / "spool", db.engine)
+    assert spool._drain_file(path, 0, path.stat().st_size) == len(first)
+    assert len(stored(db)) == 1
