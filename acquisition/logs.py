@@ -93,25 +93,31 @@ def config(
     }
 
 
+_PREFIX = os.urandom(3).hex()  # per process: ids stay unique across workers
+_COUNTER = itertools.count(1)
+
+
+def request_id(scope: dict[str, Any]) -> str:
+    """A load balancer's well-formed X-Request-ID, or a new one."""
+    given = next((v for n, v in scope["headers"] if n == b"x-request-id"), None)
+    if given is not None and _GOOD_ID.fullmatch(given):
+        return given.decode()
+    return f"{_PREFIX}{next(_COUNTER):x}"
+
+
 class AccessLog:
     """Pure-ASGI middleware: sets the request id, and logs one line when the answer is sent."""
 
     def __init__(self, app: Any, trusted: tuple[Network, ...] = ()) -> None:
         self.app = app
         self.trusted = trusted
-        self._prefix = os.urandom(3).hex()
-        self._counter = itertools.count(1)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v for n, v in scope["headers"] if n == b"x-request-id"), None)
-        if given is not None and _GOOD_ID.fullmatch(given):
-            request_id = given.decode()
-        else:
-            request_id = f"{self._prefix}{next(self._counter):x}"
-        token = REQUEST_ID.set(request_id)
+        rid = request_id(scope)
+        token = REQUEST_ID.set(rid)
         start = time.perf_counter()
         status = 500
         sent = 0
@@ -120,10 +126,7 @@ class AccessLog:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
@@ -131,33 +134,37 @@ class AccessLog:
         try:
             await self.app(scope, receive, watch)
         finally:
-            if ACCESS.isEnabledFor(logging.INFO):
-                self._log(scope, status, sent, time.perf_counter() - start)
+            access(scope, status, sent, time.perf_counter() - start, self.trusted)
             REQUEST_ID.reset(token)
 
-    def _log(self, scope: dict[str, Any], status: int, sent: int, took: float) -> None:
-        peer = scope["client"][0] if scope.get("client") else None
-        forwarded = None
-        if self.trusted:
-            forwarded = next(
-                (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"),
-                None,
-            )
-        route = metrics.route_template(scope)
-        method = scope["method"] if scope["method"] in metrics.METHODS else "other"
-        ACCESS.info(
-            "%s %s %d %.1fms",
-            method,
-            route,
-            status,
-            took * 1000,
-            extra={
-                "method": method,
-                "route": route,
-                "path": scope["path"][:200],
-                "status": status,
-                "duration_ms": round(took * 1000, 2),
-                "bytes": sent,
-                "client": visitors.anonymize(visitors.client_ip(peer, forwarded, self.trusted)),
-            },
+
+def access(
+    scope: dict[str, Any], status: int, sent: int, took: float, trusted: tuple[Network, ...]
+) -> None:
+    """The access line of one answer (when access logging is on)."""
+    if not ACCESS.isEnabledFor(logging.INFO):
+        return
+    peer = scope["client"][0] if scope.get("client") else None
+    forwarded = None
+    if trusted:
+        forwarded = next(
+            (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"), None
         )
+    route = metrics.route_template(scope)
+    method = scope["method"] if scope["method"] in metrics.METHODS else "other"
+    ACCESS.info(
+        "%s %s %d %.1fms",
+        method,
+        route,
+        status,
+        took * 1000,
+        extra={
+            "method": method,
+            "route": route,
+            "path": scope["path"][:200],
+            "status": status,
+            "duration_ms": round(took * 1000, 2),
+            "bytes": sent,
+            "client": visitors.anonymize(visitors.client_ip(peer, forwarded, trusted)),
+        },
+    )

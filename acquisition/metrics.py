@@ -185,38 +185,7 @@ class Metrics:
         try:
             await self.app(scope, receive, watch)
         finally:
-            self._observe(scope, status, unrecorded, time.perf_counter() - start)
-
-    def _observe(self, scope: dict[str, Any], status: int, unrecorded: bool, took: float) -> None:
-        method = scope["method"] if scope["method"] in METHODS else "other"
-        route = route_template(scope)
-        key = (method, route, status)
-        counter = _requests.get(key)
-        if counter is None:  # labels() takes a lock and builds a key: once per combination
-            counter = _requests[key] = REQUESTS.labels(method, route, str(status))
-        counter.inc()
-        if route in REDIRECT_ROUTES:
-            _redirect_latency.observe(took)
-            if status == 302:
-                if unrecorded:
-                    CLICKS_UNRECORDED.inc()
-                else:
-                    _human_clicks.inc()
-            elif status == 200:
-                # A 200 is a bot's preview page (a visit recorded apart) or a person's chooser
-                # or QR hand-off page (nothing recorded): the same classification tells which.
-                agent = next((v for n, v in scope["headers"] if n == b"user-agent"), b"")
-                kind = visitors.classify(agent.decode("latin-1")[:400], scope["method"]).kind
-                if kind != "human":
-                    CLICKS.labels(kind).inc()
-        elif route == HOOK_ROUTE:
-            _webhook_latency.observe(took)
-            name = scope.get("path_params", {}).get("messenger")
-            messenger = name if name in messengers.NAMES else "unknown"
-            outcome = "accepted" if 200 <= status < 300 else HOOK_OUTCOMES.get(status, "error")
-            WEBHOOK_REQUESTS.labels(messenger, outcome).inc()
-        app = scope.get("app")
-        sync(getattr(getattr(app, "state", None), "services", None))
+            observe(scope, status, unrecorded, time.perf_counter() - start)
 
     def _lifespan_send(self, send: Any) -> Any:
         async def watch(message: dict[str, Any]) -> None:
@@ -225,6 +194,39 @@ class Metrics:
             await send(message)
 
         return watch
+
+
+def observe(scope: dict[str, Any], status: int, unrecorded: bool, took: float) -> None:
+    """Count one answer (the Metrics middleware's, or the short-link front's own)."""
+    method = scope["method"] if scope["method"] in METHODS else "other"
+    route = route_template(scope)
+    key = (method, route, status)
+    counter = _requests.get(key)
+    if counter is None:  # labels() takes a lock and builds a key: once per combination
+        counter = _requests[key] = REQUESTS.labels(method, route, str(status))
+    counter.inc()
+    if route in REDIRECT_ROUTES:
+        _redirect_latency.observe(took)
+        if status == 302:
+            if unrecorded:
+                CLICKS_UNRECORDED.inc()
+            else:
+                _human_clicks.inc()
+        elif status == 200:
+            # A 200 is a bot's preview page (a visit recorded apart) or a person's chooser
+            # or QR hand-off page (nothing recorded): the same classification tells which.
+            agent = next((v for n, v in scope["headers"] if n == b"user-agent"), b"")
+            kind = visitors.classify(agent.decode("latin-1")[:400], scope["method"]).kind
+            if kind != "human":
+                CLICKS.labels(kind).inc()
+    elif route == HOOK_ROUTE:
+        _webhook_latency.observe(took)
+        name = scope.get("path_params", {}).get("messenger")
+        messenger = name if name in messengers.NAMES else "unknown"
+        outcome = "accepted" if 200 <= status < 300 else HOOK_OUTCOMES.get(status, "error")
+        WEBHOOK_REQUESTS.labels(messenger, outcome).inc()
+    app = scope.get("app")
+    sync(getattr(getattr(app, "state", None), "services", None))
 
 
 class Endpoint:

@@ -86,13 +86,16 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         ),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
+    blocked: dict[str, float] = {}  # addresses over their miss budget (see ratelimit)
     return Starlette(
         routes=routes,
         middleware=[
+            # The hot path: a person's click on a known link is answered here, in front.
+            Middleware(redirect.ShortLinks, trusted=settings.trusted_proxies, blocked=blocked),
             Middleware(logs.AccessLog, trusted=settings.trusted_proxies),
             Middleware(metrics.Metrics),
             Middleware(SecurityHeaders),
-            Middleware(RateLimit, settings=settings),
+            Middleware(RateLimit, settings=settings, blocked=blocked),
             Middleware(BodyLimit, limit=settings.max_body_bytes),
         ],
         exception_handlers={

@@ -55,8 +55,12 @@ async def domain_error(_request: Request, exc: Exception) -> Response:
 
 
 async def store_unavailable(_request: Request, exc: Exception) -> Response:
-    """The database is down or the pool is exhausted: ask the caller to retry, quickly."""
     assert isinstance(exc, OperationalError | TimeoutError)
+    return store_unavailable_response(exc)
+
+
+def store_unavailable_response(exc: Exception) -> Response:
+    """The database is down or the pool is exhausted: ask the caller to retry, quickly."""
     log.warning("store unavailable: %s", exc.__class__.__name__)
     return problem(
         503,

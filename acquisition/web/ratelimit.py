@@ -43,7 +43,13 @@ _BLOCKED_MAX = 100_000
 
 
 class RateLimit:
-    def __init__(self, app: ASGIApp, settings: Settings, misses: str | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        misses: str | None = None,
+        blocked: dict[str, float] | None = None,
+    ) -> None:
         self.app = app
         self.api = parse(settings.rate_limit_api)
         self.hooks = parse(settings.rate_limit_hooks)
@@ -53,7 +59,8 @@ class RateLimit:
         self.secret = hashlib.sha256(b"rate-limit:" + settings.secret_key.encode()).digest()
         self._limiter: SlidingWindowCounterRateLimiter | None = None
         # address key -> epoch second its miss budget refills, for addresses over budget
-        self._blocked: dict[str, float] = {}
+        # (shared with the short-link front, which steps aside while it is not empty)
+        self._blocked: dict[str, float] = {} if blocked is None else blocked
         self._storage_down_logged = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

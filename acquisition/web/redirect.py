@@ -3,28 +3,39 @@ click durably, then 302 to the deep link built from the channel's template."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import time
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, TimeoutError
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from acquisition import codes, links, messengers, qr, refs, visitors
+from acquisition import codes, links, logs, messengers, metrics, qr, refs, visitors
+from acquisition.config import Network
 from acquisition.db import Database
 from acquisition.errors import Unavailable
 from acquisition.models import utcnow
+from acquisition.web import problems
+from acquisition.web.middleware import FRAME_HEADERS, SECURITY_HEADERS
 
 if TYPE_CHECKING:
     from acquisition.web.app import Services
 
+log = logging.getLogger(__name__)
 NO_STORE = "no-store"
+UNRECORDED = (b"x-click-recorded", b"0")
+# What the middleware adds to every answer, added by the front to its 302s.
+ANSWER_HEADERS = [*SECURITY_HEADERS, *FRAME_HEADERS]
 # Query parameters a visit may carry (the widget passes the host page's along); all cropped.
 UTM_PARAMS = {
     "utm_source": "source",
@@ -39,24 +50,62 @@ CLICK_IDS = ("gclid", "yclid", "fbclid", "ttclid", "msclkid", "wbraid", "gbraid"
 class LinkCache:
     """code -> Target for a few seconds: links change rarely and the lookup is on every click.
 
-    Another worker's edit shows up within `ttl` seconds; this worker's own edits call `forget`.
+    Another worker's edit shows up within about `ttl` seconds; this worker's own edits call
+    `forget`. An expired entry is still served while one background load refreshes it: under
+    load, an expiry must not send every request in flight to the database at once.
     """
 
     def __init__(self, db: Database, ttl: float) -> None:
         self.db = db
         self.ttl = ttl
         self._entries: dict[str, tuple[float, links.Target | None]] = {}
+        self._loading: dict[str, asyncio.Future[links.Target | None]] = {}
+        self._refreshing: set[asyncio.Future[links.Target | None]] = set()
 
     async def get(self, code: str) -> links.Target | None:
         key = code.upper()
         entry = self._entries.get(key)
-        now = time.monotonic()
-        if entry is not None and entry[0] > now:
+        if entry is not None and entry[0] > time.monotonic():
             return entry[1]
-        target = await run_in_threadpool(self._load, code)
+        return await self._load_once(key, code)
+
+    def peek(self, code: str) -> links.Target | None:
+        """The cached link, without waiting (the front's lookup); None sends it the long way."""
+        key = code.upper()
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            if self.ttl <= 0:
+                return None
+            if key not in self._loading:
+                refresh = asyncio.ensure_future(self._load_once(key, code))
+                self._refreshing.add(refresh)
+                refresh.add_done_callback(self._refreshed)
+        return entry[1]
+
+    def _refreshed(self, task: asyncio.Future[links.Target | None]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("link refresh failed: %s", task.exception().__class__.__name__)
+
+    async def _load_once(self, key: str, code: str) -> links.Target | None:
+        loading = self._loading.get(key)
+        if loading is not None:  # somebody is loading it already: wait for that answer
+            return await asyncio.shield(loading)
+        future = self._loading[key] = asyncio.get_running_loop().create_future()
+        try:
+            target = await run_in_threadpool(self._load, code)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._loading[key]
         if len(self._entries) > 100_000:
             self._entries.clear()
-        self._entries[key] = (now + self.ttl, target)
+        self._entries[key] = (time.monotonic() + self.ttl, target)
+        future.set_result(target)
         return target
 
     def _load(self, code: str) -> links.Target | None:
@@ -79,27 +128,158 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-async def follow(request: Request) -> Response:
-    """Record the click, then send the visitor to the messenger chat."""
-    svc = services(request)
-    code: str = request.path_params["code"]
-    target = await svc.links.get(code)
+class ShortLinks:
+    """Pure ASGI, outermost: a person's click on a link this worker knows is answered here.
+
+    It adds what the middleware would (request id, security headers, metrics, access line) but
+    skips their five wrappers and Starlette's routing, which together cost more than the click's
+    own work. Pages, unknown or uncached links, other methods, and any request while some
+    address is over its miss budget go down the normal stack, where `follow` answers them.
+    """
+
+    def __init__(
+        self, app: ASGIApp, trusted: tuple[Network, ...], blocked: dict[str, float]
+    ) -> None:
+        self.app = app
+        self.trusted = trusted
+        self.blocked = blocked  # the rate limiter's: addresses answered 429 for now
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or self.blocked:
+            await self.app(scope, receive, send)
+            return
+        code = _match(scope)
+        svc: Services | None = getattr(scope["app"].state, "services", None)
+        target = None if code is None or svc is None else svc.links.peek(code)
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        now = utcnow()
+        visit = Visit(scope)
+        visitor = visitors.classify(visit.user_agent, "GET")
+        direct = _direct(target, visit, visitor, now)
+        if direct is None:
+            await self.app(scope, receive, send)
+            return
+        request_id = logs.request_id(scope)
+        token = logs.REQUEST_ID.set(request_id)
+        try:
+            headers = await _click(scope, svc, target, visit, visitor, direct, now)
+            unrecorded = headers[-1] is UNRECORDED
+            headers += ANSWER_HEADERS
+            headers.append((b"x-request-id", request_id.encode()))
+            await send({"type": "http.response.start", "status": 302, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            took = time.perf_counter() - start
+            metrics.observe(scope, 302, unrecorded, took)
+            logs.access(scope, 302, 0, took, self.trusted)
+        finally:
+            logs.REQUEST_ID.reset(token)
+
+
+def _match(scope: Scope) -> str | None:
+    """The code, if the path is a short link's (with the router's own patterns and labels)."""
+    path = scope["path"]
+    for route in routes:
+        match = route.path_regex.match(path)
+        if match is not None:
+            scope["route"] = route
+            scope["path_params"] = params = match.groupdict()
+            return params["code"]  # type: ignore[no-any-return]
+    return None
+
+
+def _direct(
+    target: links.Target, visit: Visit, visitor: visitors.Visitor, now: datetime
+) -> tuple[tuple[int, str, str, str], messengers.Messenger] | None:
+    """The channel a plain 302 goes to, or None when the visit gets a page instead."""
+    if visitor.kind != "human" or target.state(now) != "active":
+        return None
+    channel = _chosen(target, visit.query.get("c"))
+    if channel is None:
+        return None  # several channels and no choice yet: the chooser
+    adapter = messengers.get(channel[1])
+    if adapter.PHONE_ONLY and visitor.device == "desktop" and "open" not in visit.query:
+        return None  # a phone-only messenger on a desktop: the scan page
+    return channel, adapter
+
+
+async def _click(
+    scope: Scope,
+    svc: Services,
+    target: links.Target,
+    visit: Visit,
+    visitor: visitors.Visitor,
+    direct: tuple[tuple[int, str, str, str], messengers.Messenger],
+    now: datetime,
+) -> list[tuple[bytes, bytes]]:
+    """Record a person's click; the 302's headers (UNRECORDED last if it could not be)."""
+    (channel_id, _messenger, handle, _name), adapter = direct
+    via = "qr" if scope["path"][:3] in ("/q/", "/Q/") else "link"
+    try:
+        ref = await svc.clicks.record(_row(visit, svc, target, channel_id, visitor, via, now))
+    except Unavailable:
+        # The spool's disk failed: the person still reaches the chat, but nothing was recorded,
+        # so no ref travels (an unrecorded ref could never be attributed anyway).
+        ref = None
+    location = adapter.deep_link(handle, ref or "direct", target.text)
+    headers = [
+        (b"location", location.encode("latin-1")),
+        (b"cache-control", b"no-store"),
+        (b"content-length", b"0"),
+    ]
+    if ref is None:
+        headers.append(UNRECORDED)
+    return headers
+
+
+async def follow(scope: Scope, receive: Receive, send: Send) -> None:
+    """Every visit of a short link the front did not answer: record it, send the visitor to
+    the messenger chat or show the page that fits (404, expired, preview, chooser, scan)."""
+    svc: Services = scope["app"].state.services
+    code: str = scope["path_params"]["code"]
+    try:
+        target = await svc.links.get(code)
+    except (OperationalError, TimeoutError) as error:
+        await problems.store_unavailable_response(error)(scope, receive, send)
+        return
     if target is None:
-        return page(request, "notfound.html", 404, code=code)
+        await page(Request(scope, receive), "notfound.html", 404, code=code)(scope, receive, send)
+        return
     now = utcnow()
+    visit = Visit(scope)
+    visitor = visitors.classify(visit.user_agent, scope["method"])
+    direct = _direct(target, visit, visitor, now)
+    if direct is not None:
+        headers = await _click(scope, svc, target, visit, visitor, direct, now)
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    response = await _page_for(scope, receive, svc, target, visit, visitor, now)
+    await response(scope, receive, send)
+
+
+async def _page_for(
+    scope: Scope,
+    receive: Receive,
+    svc: Services,
+    target: links.Target,
+    visit: Visit,
+    visitor: visitors.Visitor,
+    now: datetime,
+) -> Response:
+    request = Request(scope, receive)
     state = target.state(now)
     if state != "active":
         status = 404 if state == "not-yet" else 410
         return page(request, "gone.html", status, state=state, target=target)
-    headers = request.headers
-    visitor = visitors.classify(headers.get("user-agent", "")[:400], request.method)
-    via = "qr" if request.scope["path"][:3] in ("/q/", "/Q/") else "link"
     if visitor.kind != "human":
-        await svc.clicks.record(_row(request, svc, target, None, visitor, via, now))
-        return page(
-            request, "preview.html", 200, target=target, headers={"cache-control": NO_STORE}
-        )
-    channel = _chosen(target, request.query_params.get("c"))
+        via = "qr" if scope["path"][:3] in ("/q/", "/Q/") else "link"
+        await svc.clicks.record(_row(visit, svc, target, None, visitor, via, now))
+        headers = {"cache-control": NO_STORE}
+        return page(request, "preview.html", 200, target=target, headers=headers)
+    channel = _chosen(target, visit.query.get("c"))
     if channel is None:
         return page(
             request,
@@ -110,23 +290,36 @@ async def follow(request: Request) -> Response:
             adapters=messengers,
             headers={"cache-control": NO_STORE},
         )
-    channel_id, messenger, handle, _name = channel
-    adapter = messengers.get(messenger)
-    if adapter.PHONE_ONLY and visitor.device == "desktop" and "open" not in request.query_params:
-        # This messenger opens only on a phone: show a code to scan instead. The scan is the
-        # click (counted then, with the same source details); this desktop view is not.
-        return await handoff(request, svc, target, channel, adapter.LABEL)
-    try:
-        ref = await svc.clicks.record(_row(request, svc, target, channel_id, visitor, via, now))
-    except Unavailable:
-        # The spool's disk failed: the person still reaches the chat, but nothing was recorded,
-        # so no ref travels (an unrecorded ref could never be attributed anyway).
-        ref = None
-    location = adapter.deep_link(handle, ref or "direct", target.text)
-    response = Response(status_code=302, headers={"location": location, "cache-control": NO_STORE})
-    if ref is None:
-        response.headers["x-click-recorded"] = "0"
-    return response
+    # This messenger opens only on a phone: show a code to scan instead. The scan is the
+    # click (counted then, with the same source details); this desktop view is not.
+    return await handoff(request, svc, target, channel, messengers.get(channel[1]).LABEL)
+
+
+class Visit:
+    """The few request facts a click needs, read straight from the ASGI scope in one pass."""
+
+    __slots__ = ("forwarded_for", "peer", "query", "referer", "user_agent")
+
+    def __init__(self, scope: Scope) -> None:
+        user_agent = forwarded_for = referer = None
+        for name, value in scope["headers"]:
+            # The first of repeated headers counts, as with Starlette's Headers.get.
+            if name == b"user-agent":
+                user_agent = user_agent or value
+            elif name == b"x-forwarded-for":
+                forwarded_for = forwarded_for or value
+            elif name == b"referer":
+                referer = referer or value
+        self.user_agent = user_agent.decode("latin-1")[:400] if user_agent else ""
+        self.forwarded_for = forwarded_for.decode("latin-1") if forwarded_for else None
+        self.referer = referer.decode("latin-1") if referer else ""
+        # Most clicks carry no query string: don't parse one then. Last value wins, as before.
+        raw = scope["query_string"]
+        self.query: dict[str, str] = (
+            dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+        )
+        client = scope.get("client")
+        self.peer: str | None = client[0] if client else None
 
 
 async def handoff(
@@ -170,7 +363,7 @@ def _carried(request: Request, *drop: str) -> list[tuple[str, str]]:
 
 
 def _row(
-    request: Request,
+    visit: Visit,
     svc: Services,
     target: links.Target,
     channel_id: int | None,
@@ -180,8 +373,7 @@ def _row(
 ) -> dict[str, Any]:
     """The click row. Every visit gets a ref, bots too: it is what makes a spool replay
     idempotent (only a person's ever travels to a messenger)."""
-    # Most clicks carry no query string: don't parse one then.
-    query: dict[str, str] = dict(request.query_params) if request.scope["query_string"] else {}
+    query = visit.query
     utm = dict(target.utm)
     if query:
         for param, column in UTM_PARAMS.items():
@@ -189,9 +381,7 @@ def _row(
             if value:
                 utm[column] = _printable(value, 100)
     click_id = next((f"{name}:{query[name]}" for name in CLICK_IDS if query.get(name)), None)
-    peer = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
-    ip = visitors.client_ip(peer, forwarded, svc.settings.trusted_proxies)
+    ip = visitors.client_ip(visit.peer, visit.forwarded_for, svc.settings.trusted_proxies)
     return {
         "link_id": target.id,
         "channel_id": channel_id,
@@ -202,8 +392,8 @@ def _row(
         "via": "widget" if query.get("w") else via,
         "link_version": target.version,
         "ip": visitors.anonymize(ip),
-        "user_agent": _agent(request.headers.get("user-agent", "")),
-        "referrer": _printable(query.get("ref_url") or request.headers.get("referer", ""), 400),
+        "user_agent": _agent(visit.user_agent),
+        "referrer": _printable(query.get("ref_url") or visit.referer, 400),
         "page": _printable(query.get("page", ""), 400),
         **utm,
         "click_id": _printable(click_id, 200) if click_id else None,
@@ -264,11 +454,20 @@ class CodeConvertor(Convertor[str]):
 
 register_url_convertor("code", CodeConvertor())
 
-# The hot path: tried first (see CodeConvertor).
+
+class _Endpoint:
+    """`follow` as a route endpoint: a class instance is called as the ASGI app it is."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await follow(scope, receive, send)
+
+
+# The hot path: matched by ShortLinks in front of the router (see CodeConvertor); in the router
+# too, where they answer other methods with 405.
 routes = [
-    Route("/{code:code}", follow, methods=["GET", "HEAD"]),
-    Route("/q/{code}", follow, methods=["GET", "HEAD"]),
-    Route("/Q/{code}", follow, methods=["GET", "HEAD"]),
+    Route("/{code:code}", _Endpoint(), methods=["GET", "HEAD"]),
+    Route("/q/{code}", _Endpoint(), methods=["GET", "HEAD"]),
+    Route("/Q/{code}", _Endpoint(), methods=["GET", "HEAD"]),
 ]
 # Anything else of one segment (a mistyped code with a dot, say) still gets the friendly 404.
-fallback = [Route("/{code}", follow, methods=["GET", "HEAD"])]
+fallback = [Route("/{code}", _Endpoint(), methods=["GET", "HEAD"])]

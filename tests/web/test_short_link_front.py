@@ -1,0 +1,145 @@
+"""The short-link front answers a person's click on a cached link itself; everything it does
+must be what the full stack (`follow` behind the middleware) does for the same visit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from acquisition.config import Settings
+from acquisition.db import Database
+from acquisition.models import Click
+from acquisition.web.app import create_app
+from tests.conftest import BASE_URL, drained
+from tests.factories import make_channel, make_link
+from tests.web.test_metrics import sample, scrape
+
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0 Safari/537.36"
+)
+# Every stored column but the ones that differ between two clicks by nature.
+COMPARED = [c.name for c in Click.__table__.columns if c.name not in ("id", "ref", "at")]
+# (path suffix, headers) of visits that end in a plain 302
+VISITS: list[tuple[str, dict[str, str]]] = [
+    ("", {"user-agent": PHONE}),
+    (
+        "?utm_source=ig&utm_campaign=autumn&gclid=abc123&page=https://shop.example/p",
+        {"user-agent": PHONE, "referer": "https://news.example/a"},
+    ),
+    ("?w=wid1&cv=v2&utm_medium=widget&ref_url=https://shop.example/", {"user-agent": PHONE}),
+    ("", {"user-agent": DESKTOP, "x-forwarded-for": "203.0.113.9", "x-request-id": "lb-42"}),
+]
+
+
+@pytest.fixture
+def inside(settings: Settings, db: Database, tmp_path: Path) -> Iterator[TestClient]:
+    # (the suite's settings cache nothing, so that edits show at once: here links are cached)
+    cached = replace(settings, spool_dir=str(tmp_path / "spool"), link_cache_seconds=60)
+    app = create_app(cached, db)
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False, client=("10.1.2.3", 1)) as c:
+        yield c
+
+
+def visit_twice(client: TestClient, path: str, headers: dict[str, str]) -> list[Any]:
+    """The same visit through the full stack (link not cached), then through the front."""
+    links = client.app.state.services.links  # type: ignore[attr-defined]
+    code = path.split("?")[0].rsplit("/", 1)[-1]
+    links.forget(code)
+    assert links.peek(code) is None
+    slow = client.get(path, headers=headers)
+    assert links.peek(code) is not None  # the full stack cached it: the next one is the front's
+    fast = client.get(path, headers=headers)
+    return [slow, fast]
+
+
+def test_the_front_answers_exactly_as_the_full_stack(inside: TestClient, db: Database) -> None:
+    telegram = make_channel(db, "telegram", "shop_bot")
+    code = make_link(db, [telegram.id], campaign="spring", source="flyer").code
+    for suffix, headers in VISITS:
+        for path in (f"/{code}{suffix}", f"/q/{code.lower()}{suffix}"):
+            slow, fast = visit_twice(inside, path, headers)
+            assert slow.status_code == fast.status_code == 302
+            assert set(slow.headers) == set(fast.headers), path
+            for name in slow.headers:
+                if name not in ("location", "x-request-id"):
+                    assert slow.headers[name] == fast.headers[name], (path, name)
+            if "x-request-id" in headers:
+                assert slow.headers["x-request-id"] == fast.headers["x-request-id"] == "lb-42"
+            locations = [urlsplit(r.headers["location"]) for r in (slow, fast)]
+            assert locations[0][:3] == locations[1][:3] == ("https", "t.me", "/shop_bot")
+            refs = [parse_qs(loc.query)["start"][0] for loc in locations]
+            drained(inside)
+            with db.reader() as s:
+                rows = [s.scalars(select(Click).where(Click.ref == ref)).one() for ref in refs]
+            assert [getattr(rows[0], c) for c in COMPARED] == [
+                getattr(rows[1], c) for c in COMPARED
+            ]
+            assert abs((rows[1].at - rows[0].at).total_seconds()) < 5
+
+
+def test_the_front_steps_aside_for_pages_and_choices(inside: TestClient, db: Database) -> None:
+    telegram = make_channel(db, "telegram", "shop_bot")
+    viber = make_channel(db, "viber", "shopbot")
+    both = make_link(db, [telegram.id, viber.id]).code
+    only_viber = make_link(db, [viber.id]).code
+    bot = {"user-agent": "TelegramBot (like TwitterBot)"}
+    for path, headers, status in [
+        (f"/{both}", {"user-agent": PHONE}, 200),  # the chooser
+        (f"/{both}?c={telegram.id}", {"user-agent": PHONE}, 302),
+        (f"/{only_viber}", {"user-agent": DESKTOP}, 200),  # the scan page
+        (f"/{only_viber}?open=1", {"user-agent": DESKTOP}, 302),
+        (f"/{both}", bot, 200),  # a preview crawler's page
+    ]:
+        slow, fast = visit_twice(inside, path, headers)
+        assert slow.status_code == fast.status_code == status, path
+        assert slow.headers.get("content-type") == fast.headers.get("content-type")
+        if status == 200:
+            assert "content-security-policy" in fast.headers
+    drained(inside)
+    with db.reader() as s:
+        kinds = sorted(s.scalars(select(Click.visitor)))
+    assert kinds == ["human"] * 4 + ["preview"] * 2
+
+
+def test_the_fronts_clicks_are_counted_and_logged(
+    inside: TestClient, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    code = make_link(db, [make_channel(db).id]).code
+    assert inside.get(f"/{code}", headers={"user-agent": PHONE}).status_code == 302
+    assert inside.app.state.services.links.peek(code) is not None  # type: ignore[attr-defined]
+    before = scrape(inside)
+    with caplog.at_level(logging.INFO, logger="acquisition.access"):
+        for _ in range(3):
+            assert inside.get(f"/{code}", headers={"user-agent": PHONE}).status_code == 302
+    after = scrape(inside)
+    assert (
+        sample(after, "acquisition_clicks_total", visitor="human")
+        - sample(before, "acquisition_clicks_total", visitor="human")
+        == 3
+    )
+    labels = {"method": "GET", "route": "/{code}", "status": "302"}
+    assert (
+        sample(after, "acquisition_http_requests_total", **labels)
+        - sample(before, "acquisition_http_requests_total", **labels)
+        == 3
+    )
+    lines = [
+        r
+        for r in caplog.records
+        if r.name == "acquisition.access" and r.path == f"/{code}"  # type: ignore[attr-defined]
+    ]
+    assert [(r.route, r.status) for r in lines] == [("/{code}", 302)] * 3  # type: ignore[attr-defined]
+    assert all(r.client == "10.1.2.0" for r in lines)  # type: ignore[attr-defined]
