@@ -23,19 +23,11 @@ from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from acquisition import fields
+
+# One vocabulary of groupings for the API, the CLI and the dashboard.
+from acquisition.dashboard import GROUPS as GROUPS
 from acquisition.models import Channel, Click, ConsentEvent, Link, Placement, Start
 
-GROUPS = (
-    "source",
-    "medium",
-    "campaign",
-    "content",
-    "placement",
-    "channel",
-    "messenger",
-    "link",
-    "day",
-)
 UTM = ("source", "medium", "campaign", "content", "term")
 ATTRIBUTIONS = ("first", "last")
 

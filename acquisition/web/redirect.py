@@ -216,9 +216,8 @@ async def _click(
 ) -> list[tuple[bytes, bytes]]:
     """Record a person's click; the 302's headers (UNRECORDED last if it could not be)."""
     (channel_id, _messenger, handle, _name), adapter = direct
-    via = "qr" if scope["path"][:3] in ("/q/", "/Q/") else "link"
     try:
-        ref = await svc.clicks.record(_row(visit, svc, target, channel_id, visitor, via, now))
+        ref = await svc.clicks.record(_row(visit, svc, target, channel_id, visitor, now))
     except Unavailable:
         # The spool's disk failed: the person still reaches the chat, but nothing was recorded,
         # so no ref travels (an unrecorded ref could never be attributed anyway).
@@ -275,8 +274,7 @@ async def _page_for(
         status = 404 if state == "not-yet" else 410
         return page(request, "gone.html", status, state=state, target=target)
     if visitor.kind != "human":
-        via = "qr" if scope["path"][:3] in ("/q/", "/Q/") else "link"
-        await svc.clicks.record(_row(visit, svc, target, None, visitor, via, now))
+        await svc.clicks.record(_row(visit, svc, target, None, visitor, now))
         headers = {"cache-control": NO_STORE}
         return page(request, "preview.html", 200, target=target, headers=headers)
     channel = _chosen(target, visit.query.get("c"))
@@ -298,7 +296,7 @@ async def _page_for(
 class Visit:
     """The few request facts a click needs, read straight from the ASGI scope in one pass."""
 
-    __slots__ = ("forwarded_for", "peer", "query", "referer", "user_agent")
+    __slots__ = ("forwarded_for", "peer", "query", "referer", "user_agent", "via")
 
     def __init__(self, scope: Scope) -> None:
         user_agent = forwarded_for = referer = None
@@ -320,6 +318,8 @@ class Visit:
         )
         client = scope.get("client")
         self.peer: str | None = client[0] if client else None
+        # A scan of a printed code comes by /Q/ (the QR URL), a tap by the short URL.
+        self.via = "qr" if scope["path"][:3] in ("/q/", "/Q/") else "link"
 
 
 async def handoff(
@@ -368,7 +368,6 @@ def _row(
     target: links.Target,
     channel_id: int | None,
     visitor: visitors.Visitor,
-    via: str,
     now: Any,
 ) -> dict[str, Any]:
     """The click row. Every visit gets a ref, bots too: it is what makes a spool replay
@@ -389,7 +388,7 @@ def _row(
         "at": now,
         "visitor": visitor.kind,
         "device": visitor.device,
-        "via": "widget" if query.get("w") else via,
+        "via": "widget" if query.get("w") else visit.via,
         "link_version": target.version,
         "ip": visitors.anonymize(ip),
         "user_agent": _agent(visit.user_agent),

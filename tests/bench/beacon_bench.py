@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +25,7 @@ from acquisition import channels, widgets  # noqa: E402
 from acquisition.config import Settings  # noqa: E402
 from acquisition.db import connect, migrate  # noqa: E402
 from acquisition.models import WidgetEvent  # noqa: E402
+from tests.bench.redirect_bench import wrk  # noqa: E402
 from tests.live_server import live_server  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789"
@@ -35,6 +34,7 @@ CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
+HEADERS = (f"User-Agent: {CHROME}", f"Origin: {SITE}", "Content-Type: text/plain;charset=UTF-8")
 LUA = """
 local keys = %d
 local n = 0
@@ -79,36 +79,6 @@ def stored(url: str) -> int:
     return int(total)
 
 
-def wrk(url: str, seconds: int, connections: int, script: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            "-H",
-            f"User-Agent: {CHROME}",
-            "-H",
-            f"Origin: {SITE}",
-            "-H",
-            "Content-Type: text/plain;charset=UTF-8",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    pct: dict[str, float] = {}
-    for level, number, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(\w+)", out, re.M):
-        pct[level] = float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-    found = int(re.search(r"FOUND (\d+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": pct["50"], "p99": pct["99"], "found": found}
-
-
 def bench(name: str, args: argparse.Namespace, tmp: Path) -> None:
     if name == "sqlite":
         url = f"sqlite:///{tmp}/bench.db"
@@ -136,10 +106,10 @@ def bench(name: str, args: argparse.Namespace, tmp: Path) -> None:
             'function done() local n = 0 for _, x in ipairs(t) do n = n + x:get("found") end '
             'io.write(string.format("FOUND %d\\n", n)) end\n'
         )
-        wrk(beacon, 2, args.connections, script)  # warm up
+        wrk(beacon, 2, args.connections, script, False, HEADERS)  # warm up
         before = stored(url)
-        base = wrk(f"{server.url}/healthz", args.seconds, args.connections, health)
-        ours = wrk(beacon, args.seconds, args.connections, script)
+        base = wrk(f"{server.url}/healthz", args.seconds, args.connections, health, False, HEADERS)
+        ours = wrk(beacon, args.seconds, args.connections, script, False, HEADERS)
         after = stored(url)
     counted = after - before
     print(

@@ -31,6 +31,7 @@ from acquisition import channels, links  # noqa: E402
 from acquisition.config import Settings  # noqa: E402
 from acquisition.db import connect, migrate  # noqa: E402
 from acquisition.models import Click  # noqa: E402
+from tests.live_server import free_port  # noqa: E402
 
 PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -47,12 +48,6 @@ function done(summary, latency, requests)
   io.write(string.format("FOUND302 %d\\n", total))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -95,8 +90,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=30)
 
 
-def wrk(url: str, seconds: int, connections: int, script: Path, close: bool) -> dict[str, float]:
-    extra = ["-H", "Connection: close"] if close else []
+def wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    script: Path,
+    close: bool,
+    headers: tuple[str, ...] = (f"User-Agent: {PHONE}",),
+) -> dict[str, float]:
+    """Load `url`; the script's done() prints FOUND<anything> <n>: the answers it counted."""
+    sent = [*headers, *(["Connection: close"] if close else [])]
     out = subprocess.run(
         [
             "wrk",
@@ -106,9 +109,7 @@ def wrk(url: str, seconds: int, connections: int, script: Path, close: bool) -> 
             "--latency",
             "-s",
             str(script),
-            "-H",
-            f"User-Agent: {PHONE}",
-            *extra,
+            *(arg for header in sent for arg in ("-H", header)),
             url,
         ],
         capture_output=True,
@@ -117,7 +118,7 @@ def wrk(url: str, seconds: int, connections: int, script: Path, close: bool) -> 
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
-    found = int(re.search(r"FOUND302 (\d+)", out).group(1))  # type: ignore[union-attr]
+    found = int(re.search(r"FOUND\S* (\d+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,

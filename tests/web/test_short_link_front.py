@@ -21,15 +21,8 @@ from acquisition.web.app import create_app
 from tests.conftest import BASE_URL, drained
 from tests.factories import make_channel, make_link
 from tests.web.test_metrics import sample, scrape
+from tests.web.test_redirect import DESKTOP, PHONE
 
-PHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
-)
-DESKTOP = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/130.0 Safari/537.36"
-)
 # Every stored column but the ones that differ between two clicks by nature.
 COMPARED = [c.name for c in Click.__table__.columns if c.name not in ("id", "ref", "at")]
 # (path suffix, headers) of visits that end in a plain 302
