@@ -25,7 +25,7 @@ from acquisition.relay import RelayLoop
 from acquisition.rollups import Refresher
 from acquisition.web import admin, api, beacons, codes, hooks, problems, redirect, reports, widget
 from acquisition.web.middleware import BodyLimit, SecurityHeaders
-from acquisition.web.ratelimit import RateLimit
+from acquisition.web.ratelimit import Blocklist, RateLimit
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -86,16 +86,16 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         ),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    blocked: dict[str, float] = {}  # addresses over their miss budget (see ratelimit)
+    blocklist = Blocklist(settings)  # addresses over their miss budget (see ratelimit)
     return Starlette(
         routes=routes,
         middleware=[
             # The hot path: a person's click on a known link is answered here, in front.
-            Middleware(redirect.ShortLinks, trusted=settings.trusted_proxies, blocked=blocked),
+            Middleware(redirect.ShortLinks, trusted=settings.trusted_proxies, blocklist=blocklist),
             Middleware(logs.AccessLog, trusted=settings.trusted_proxies),
             Middleware(metrics.Metrics),
             Middleware(SecurityHeaders),
-            Middleware(RateLimit, settings=settings, blocked=blocked),
+            Middleware(RateLimit, settings=settings, blocklist=blocklist),
             Middleware(BodyLimit, limit=settings.max_body_bytes),
         ],
         exception_handlers={

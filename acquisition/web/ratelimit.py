@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
@@ -42,25 +42,68 @@ NOT_LOOKUPS = ("/api/", "/hooks/", "/admin", "/static/", "/healthz", "/metrics")
 _BLOCKED_MAX = 100_000
 
 
+class Blocklist:
+    """Addresses over their miss budget, each with the epoch second its budget refills.
+
+    The rate limiter fills it; the short-link front asks it too, so that it steps aside (and
+    the limiter refuses) for a blocked guesser only, never for everybody else.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.trusted = settings.trusted_proxies
+        self.secret = hashlib.sha256(b"rate-limit:" + settings.secret_key.encode()).digest()
+        self._until: dict[str, float] = {}  # address key -> refill time
+
+    def __bool__(self) -> bool:
+        return bool(self._until)  # empty in normal operation: lookups pay nothing more
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._until)
+
+    def address(self, scope: Scope) -> str:
+        """A keyed hash of the client's address (behind trusted proxies: the forwarded one)."""
+        peer = scope["client"][0] if scope.get("client") else "-"
+        forwarded = None
+        if self.trusted:
+            forwarded = next(
+                (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"),
+                None,
+            )
+        ip = visitors.client_ip(peer, forwarded, self.trusted) or "-"
+        return hmac.new(self.secret, ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def until(self, address: str) -> float | None:
+        """When the address's budget refills, if it is over budget now."""
+        until = self._until.get(address)
+        if until is not None and until <= time.time():
+            del self._until[address]
+            return None
+        return until
+
+    def holds(self, scope: Scope) -> bool:
+        return bool(self._until) and self.until(self.address(scope)) is not None
+
+    def block(self, address: str, until: float) -> None:
+        if len(self._until) > _BLOCKED_MAX:
+            self._until.clear()
+        self._until[address] = until
+
+
 class RateLimit:
     def __init__(
         self,
         app: ASGIApp,
         settings: Settings,
         misses: str | None = None,
-        blocked: dict[str, float] | None = None,
+        blocklist: Blocklist | None = None,
     ) -> None:
         self.app = app
         self.api = parse(settings.rate_limit_api)
         self.hooks = parse(settings.rate_limit_hooks)
         self.misses = parse(misses or MISSES)
         self.uri = settings.rate_limit_storage
-        self.trusted = settings.trusted_proxies
-        self.secret = hashlib.sha256(b"rate-limit:" + settings.secret_key.encode()).digest()
         self._limiter: SlidingWindowCounterRateLimiter | None = None
-        # address key -> epoch second its miss budget refills, for addresses over budget
-        # (shared with the short-link front, which steps aside while it is not empty)
-        self._blocked: dict[str, float] = {} if blocked is None else blocked
+        self.blocklist = Blocklist(settings) if blocklist is None else blocklist
         self._storage_down_logged = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,7 +112,7 @@ class RateLimit:
             return
         path: str = scope["path"]
         if path.startswith("/api/"):
-            keys = [("api-ip", self._address(scope))]
+            keys = [("api-ip", self.blocklist.address(scope))]
             token = _bearer(scope)
             if token:
                 keys.insert(0, ("api-key", hashlib.sha256(token).hexdigest()[:32]))
@@ -91,14 +134,12 @@ class RateLimit:
 
     async def _lookup(self, scope: Scope, receive: Receive, send: Send) -> None:
         address = None
-        if self._blocked:  # empty in normal operation: the hot path pays nothing more
-            address = self._address(scope)
-            until = self._blocked.get(address)
+        if self.blocklist:
+            address = self.blocklist.address(scope)
+            until = self.blocklist.until(address)
             if until is not None:
-                if until > time.time():
-                    await self._refuse(scope, send, "misses", self.misses, until, 0)
-                    return
-                del self._blocked[address]
+                await self._refuse(scope, send, "misses", self.misses, until, 0)
+                return
         status = 0
 
         async def watch(message: dict) -> None:  # type: ignore[type-arg]
@@ -110,14 +151,12 @@ class RateLimit:
         await self.app(scope, receive, watch)
         if status == 404:
             # Counted after the answer went out: a miss costs the guesser, not the 404's latency.
-            address = address or self._address(scope)
+            address = address or self.blocklist.address(scope)
             limiter = self._get_limiter()
             try:
                 if not await limiter.hit(self.misses, "miss", address):
                     reset, _ = await limiter.get_window_stats(self.misses, "miss", address)
-                    if len(self._blocked) > _BLOCKED_MAX:
-                        self._blocked.clear()
-                    self._blocked[address] = max(reset, time.time() + 1)
+                    self.blocklist.block(address, max(reset, time.time() + 1))
             except Exception as error:
                 self._storage_failed(error)
 
@@ -164,18 +203,6 @@ class RateLimit:
         if self._limiter is None:
             self._limiter = SlidingWindowCounterRateLimiter(_storage(self.uri))
         return self._limiter
-
-    def _address(self, scope: Scope) -> str:
-        """A keyed hash of the client's address (behind trusted proxies: the forwarded one)."""
-        peer = scope["client"][0] if scope.get("client") else "-"
-        forwarded = None
-        if self.trusted:
-            forwarded = next(
-                (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"),
-                None,
-            )
-        ip = visitors.client_ip(peer, forwarded, self.trusted) or "-"
-        return hmac.new(self.secret, ip.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _storage_failed(self, error: Exception) -> None:
         metrics.RATE_LIMIT_ERRORS.inc()

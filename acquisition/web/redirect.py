@@ -27,6 +27,7 @@ from acquisition.errors import Unavailable
 from acquisition.models import utcnow
 from acquisition.web import problems
 from acquisition.web.middleware import FRAME_HEADERS, SECURITY_HEADERS
+from acquisition.web.ratelimit import Blocklist
 
 if TYPE_CHECKING:
     from acquisition.web.app import Services
@@ -133,19 +134,17 @@ class ShortLinks:
 
     It adds what the middleware would (request id, security headers, metrics, access line) but
     skips their five wrappers and Starlette's routing, which together cost more than the click's
-    own work. Pages, unknown or uncached links, other methods, and any request while some
-    address is over its miss budget go down the normal stack, where `follow` answers them.
+    own work. Pages, unknown or uncached links, other methods, and an address over its miss
+    budget (the rate limiter refuses it) go down the normal stack, where `follow` answers.
     """
 
-    def __init__(
-        self, app: ASGIApp, trusted: tuple[Network, ...], blocked: dict[str, float]
-    ) -> None:
+    def __init__(self, app: ASGIApp, trusted: tuple[Network, ...], blocklist: Blocklist) -> None:
         self.app = app
         self.trusted = trusted
-        self.blocked = blocked  # the rate limiter's: addresses answered 429 for now
+        self.blocklist = blocklist  # the rate limiter's: addresses it answers 429 for now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or self.blocked:
+        if scope["type"] != "http" or scope["method"] != "GET" or self.blocklist.holds(scope):
             await self.app(scope, receive, send)
             return
         code = _match(scope)

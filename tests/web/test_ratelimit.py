@@ -156,7 +156,7 @@ def test_misses_are_keyed_by_a_hash_never_the_address(
         limiter = guesser.app.middleware_stack  # type: ignore[attr-defined]
         while not isinstance(limiter, ratelimit.RateLimit):
             limiter = limiter.app
-        assert limiter._blocked and all("203.0.113" not in k for k in limiter._blocked)
+        assert limiter.blocklist and all("203.0.113" not in k for k in limiter.blocklist)
         storage = limiter._limiter.storage  # type: ignore[union-attr]
         assert all("203.0.113" not in k for k in storage.storage)
 

@@ -3,6 +3,7 @@ must be what the full stack (`follow` behind the middleware) does for the same v
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 from acquisition.config import Settings
 from acquisition.db import Database
 from acquisition.models import Click
+from acquisition.web import redirect
 from acquisition.web.app import create_app
 from tests.conftest import BASE_URL, drained
 from tests.factories import make_channel, make_link
@@ -137,3 +139,37 @@ def test_the_fronts_clicks_are_counted_and_logged(
     ]
     assert [(r.route, r.status) for r in lines] == [("/{code}", 302)] * 3  # type: ignore[attr-defined]
     assert all(r.client == "10.1.2.0" for r in lines)  # type: ignore[attr-defined]
+
+
+def test_a_blocked_guesser_is_refused_and_everybody_else_keeps_the_front(
+    settings: Settings, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Behind a trusted proxy (the test client's 10.1.2.3), so visitors can differ by address.
+    proxied = replace(
+        settings,
+        spool_dir=str(tmp_path / "spool"),
+        link_cache_seconds=60,
+        trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),),
+    )
+    app = create_app(proxied, db)
+    guesser = {"user-agent": PHONE, "x-forwarded-for": "203.0.113.7"}
+    person = {"user-agent": PHONE, "x-forwarded-for": "198.51.100.1"}
+    code = make_link(db, [make_channel(db).id]).code
+    slow_path: list[str] = []
+    full_stack = redirect.follow
+
+    async def follow(scope: Any, receive: Any, send: Any) -> None:
+        slow_path.append(scope["path"])
+        await full_stack(scope, receive, send)
+
+    monkeypatch.setattr(redirect, "follow", follow)
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False, client=("10.1.2.3", 1)) as c:
+        assert c.get(f"/{code}", headers=person).status_code == 302  # cached from now on
+        misses = [c.get(f"/ZZZZ{n:03d}", headers=guesser).status_code for n in range(70)]
+        assert misses[:60] == [404] * 60 and misses[-1] == 429, misses  # the budget: 60 a minute
+        assert c.get(f"/{code}", headers=guesser).status_code == 429
+        slow_path.clear()
+        for _ in range(3):
+            assert c.get(f"/{code}", headers=person).status_code == 302
+        assert slow_path == []  # the front answered them, the guesser notwithstanding
+        assert c.get(f"/{code}", headers=guesser).status_code == 429
