@@ -53,7 +53,7 @@ class Messenger(Protocol):
     CREDENTIALS: tuple[str, ...]
 
     def normalize_handle(self, raw: str) -> str: ...
-    def deep_link(self, handle: str, ref: str, text: str | None = None) -> str: ...
+    def deep_link(self, handle: str, ref: str | None, text: str | None = None) -> str: ...
     def verify(
         self, credentials: Mapping[str, str], headers: Mapping[str, str], body: bytes
     ) -> bool: ...
@@ -231,9 +231,10 @@ def link_parts(
     return host, segments, dict(parse_qsl(parts.query))
 
 
-def check_ref(ref: str) -> str:
-    """Callers pass refs we made; anything else is a programming error, not user input."""
-    if not REF_PATTERN.fullmatch(ref):
+def check_ref(ref: str | None) -> str | None:
+    """Callers pass refs we made, or None when no click could be recorded (the link then opens
+    the chat without one); anything else is a programming error, not user input."""
+    if ref is not None and not REF_PATTERN.fullmatch(ref):
         raise ValueError(f"ref must match {REF_PATTERN.pattern}")
     return ref
 
@@ -243,6 +244,12 @@ def query_string(params: Mapping[str, str | None]) -> str:
     are left out and unpaired surrogates from stored text cannot raise."""
     present = {key: value for key, value in params.items() if value}
     return urlencode(present, quote_via=quote, safe="", encoding="utf-8", errors="replace")
+
+
+def with_query(url: str, params: Mapping[str, str | None]) -> str:
+    """`url?query`, or just `url` when every value is empty."""
+    query = query_string(params)
+    return f"{url}?{query}" if query else url
 
 
 def segment(handle: str) -> str:

@@ -16,6 +16,7 @@ from acquisition.messengers.base import (
     meta_verify,
     plain,
     segment,
+    with_query,
 )
 from acquisition.messengers.messenger import parse_messaging
 
@@ -46,9 +47,9 @@ def normalize_handle(raw: str) -> str:
     return value
 
 
-def deep_link(handle: str, ref: str, text: str | None = None) -> str:
+def deep_link(handle: str, ref: str | None, text: str | None = None) -> str:
     """ig.me documents no prefilled text, so `text` is ignored."""
-    return f"https://ig.me/m/{segment(handle)}?ref={check_ref(ref)}"
+    return with_query(f"https://ig.me/m/{segment(handle)}", {"ref": check_ref(ref)})
 
 
 def verify(credentials: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> bool:

@@ -27,6 +27,7 @@ from acquisition.messengers.base import (
     plain,
     same_secret,
     segment,
+    with_query,
 )
 
 NAME = "max"
@@ -56,9 +57,9 @@ def normalize_handle(raw: str) -> str:
     return value
 
 
-def deep_link(handle: str, ref: str, text: str | None = None) -> str:
+def deep_link(handle: str, ref: str | None, text: str | None = None) -> str:
     """max.ru cannot prefill text for bots, so `text` is ignored."""
-    return f"https://max.ru/{segment(handle)}?start={check_ref(ref)}"
+    return with_query(f"https://max.ru/{segment(handle)}", {"start": check_ref(ref)})
 
 
 def verify(credentials: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> bool:

@@ -27,8 +27,8 @@ from acquisition.messengers.base import (
     opt_obj,
     opt_str,
     plain,
-    query_string,
     segment,
+    with_query,
 )
 
 NAME = "messenger"
@@ -57,8 +57,8 @@ def normalize_handle(raw: str) -> str:
     return value
 
 
-def deep_link(handle: str, ref: str, text: str | None = None) -> str:
-    return f"https://m.me/{segment(handle)}?{query_string({'ref': check_ref(ref), 'text': text})}"
+def deep_link(handle: str, ref: str | None, text: str | None = None) -> str:
+    return with_query(f"https://m.me/{segment(handle)}", {"ref": check_ref(ref), "text": text})
 
 
 def verify(credentials: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> bool:

@@ -58,7 +58,7 @@ def normalize_handle(raw: str) -> str:
     return value
 
 
-def deep_link(handle: str, ref: str, text: str | None = None) -> str:
+def deep_link(handle: str, ref: str | None, text: str | None = None) -> str:
     params = {"chatURI": handle, "context": check_ref(ref), "text": text}
     return f"viber://pa?{query_string(params)}"
 

@@ -29,6 +29,7 @@ from acquisition.messengers.base import (
     plain,
     same_secret,
     segment,
+    with_query,
 )
 
 NAME = "vk"
@@ -57,9 +58,9 @@ def normalize_handle(raw: str) -> str:
     return value
 
 
-def deep_link(handle: str, ref: str, text: str | None = None) -> str:
+def deep_link(handle: str, ref: str | None, text: str | None = None) -> str:
     """vk.me documents no prefilled text, so `text` is ignored."""
-    return f"https://vk.me/{segment(handle)}?ref={check_ref(ref)}"
+    return with_query(f"https://vk.me/{segment(handle)}", {"ref": check_ref(ref)})
 
 
 def _body(body: bytes | None) -> Obj | None:

@@ -31,8 +31,8 @@ from acquisition.messengers.base import (
     opt_obj,
     opt_str,
     plain,
-    query_string,
     segment,
+    with_query,
 )
 
 NAME = "whatsapp"
@@ -111,9 +111,9 @@ def _crockford(candidate: str) -> str | None:
     return code if _CROCKFORD.fullmatch(code) else None
 
 
-def deep_link(handle: str, ref: str, text: str | None = None) -> str:
-    prefill = f"{text.strip()} {ref_tag(ref)}" if text and text.strip() else ref_tag(ref)
-    return f"https://wa.me/{segment(handle)}?{query_string({'text': prefill})}"
+def deep_link(handle: str, ref: str | None, text: str | None = None) -> str:
+    parts = ((text or "").strip(), ref_tag(ref) if ref is not None else "")
+    return with_query(f"https://wa.me/{segment(handle)}", {"text": " ".join(p for p in parts if p)})
 
 
 def verify(credentials: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> bool:

@@ -219,9 +219,10 @@ async def _click(
         ref = await svc.clicks.record(_row(visit, svc, target, channel_id, visitor, now))
     except Unavailable:
         # The spool's disk failed: the person still reaches the chat, but nothing was recorded,
-        # so no ref travels (an unrecorded ref could never be attributed anyway).
+        # so no ref travels (an unrecorded ref could never be attributed anyway): the link
+        # opens the chat without one, and the start counts as "direct".
         ref = None
-    location = adapter.deep_link(handle, ref or "direct", target.text)
+    location = adapter.deep_link(handle, ref, target.text)
     headers = [
         (b"location", location.encode("latin-1")),
         (b"cache-control", b"no-store"),

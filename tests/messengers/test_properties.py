@@ -168,3 +168,22 @@ def test_verify_of_arbitrary_input_is_a_plain_bool(
     name: str, credentials: dict[str, str], headers: dict[str, str], body: bytes
 ) -> None:
     assert messengers.get(name).verify(credentials, headers, body) in (True, False)
+
+
+@given(link_inputs())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_without_a_ref_the_link_still_opens_the_chat_and_carries_no_placeholder(
+    case: tuple[Messenger, str, str, str | None],
+) -> None:
+    module, handle, _ref, text = case
+    parts = urlsplit(module.deep_link(handle, None, text))
+    scheme, host, param = HOSTS[module.NAME]
+    assert (parts.scheme, parts.hostname) == (scheme, host)
+    params = parse_qs(parts.query, keep_blank_values=True)
+    if module.NAME == "whatsapp":  # the prefilled text alone, no "(ref: …)" tag
+        prefill = (text or "").strip()
+        assert params.get("text") == ([prefill] if prefill else None)
+    else:
+        assert param not in params
+    if module.NAME in ("messenger", "viber") and text:
+        assert params["text"] == [text]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from acquisition.db import Database
 from acquisition.models import Click
 from acquisition.web import redirect
 from acquisition.web.app import create_app
-from tests.conftest import BASE_URL, drained
+from tests.conftest import BASE_URL, count, drained
 from tests.factories import make_channel, make_link
 from tests.web.test_metrics import sample, scrape
 from tests.web.test_redirect import DESKTOP, PHONE
@@ -173,3 +174,20 @@ def test_a_blocked_guesser_is_refused_and_everybody_else_keeps_the_front(
             assert c.get(f"/{code}", headers=person).status_code == 302
         assert slow_path == []  # the front answered them, the guesser notwithstanding
         assert c.get(f"/{code}", headers=guesser).status_code == 429
+
+
+def test_a_failed_spool_still_opens_the_chat_without_a_ref(
+    inside: TestClient, db: Database
+) -> None:
+    whatsapp = make_channel(db, "whatsapp", "+14155550123")
+    code = make_link(db, [whatsapp.id], text="Hello").code
+    # The spool's disk is full from now on: every write fails as on a real full disk.
+    spool = inside.app.state.services.clicks  # type: ignore[attr-defined]
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, spool._fd)
+    os.close(full)
+    for r in visit_twice(inside, f"/{code}", {"user-agent": PHONE}):
+        assert r.status_code == 302
+        assert r.headers["x-click-recorded"] == "0"
+        assert r.headers["location"] == "https://wa.me/14155550123?text=Hello"
+    assert count(db, Click) == 0
