@@ -1,9 +1,10 @@
 """Durable click recording: a click is on disk before its redirect goes out.
 
-Each redirect appends its click as one line to this worker's spool file and waits until an
-fsync covers it; one fsync thread serves every click that arrived while the previous fsync ran
-(group commit), and the 302 goes out only after that. A drainer thread moves spooled clicks into
-the `clicks` table in large batches, idempotently (the ref is unique, replays insert nothing).
+Each redirect encodes its click as one line and waits; one fsync thread appends the lines of
+every click that arrived while the previous fsync ran to this worker's spool file with one
+write and one fdatasync (group commit), and the 302s go out only after that. A drainer thread
+moves spooled clicks into the `clicks` table in large batches, idempotently (the ref is unique,
+replays insert nothing).
 
 Why not INSERT+COMMIT per click: a commit per click reached ~0.12x of a bare redirect, and a
 database commit on the hot path also means a database outage stops printed QR codes from
@@ -15,6 +16,8 @@ clicks keep being recorded while the database is down; they reach it when it is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -64,8 +67,9 @@ class ClickSpool:
         self._synced = 0  # bytes covered by an fsync
         self._drained = 0  # bytes moved into the database
         self._fsyncing = False  # an fsync of the current file is under way (under the lock)
-        # (end offset, future) of redirects waiting for an fsync, oldest first
-        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        # Lines of clicks not yet written, and their redirects: the next group commit's.
+        self._pending: list[bytes] = []
+        self._waiters: list[asyncio.Future[None]] = []
         self._syncing = False
         # fdatasync runs off the loop (it releases the GIL) so requests keep flowing meanwhile.
         self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="click-fsync")
@@ -136,20 +140,13 @@ class ClickSpool:
             raise Unavailable("the service is shutting down")
         values = [row[name] for name in COLUMNS]
         values[_AT] = row["at"].isoformat(timespec="microseconds")
-        line = (_ENCODE(values) + "\n").encode()
-        with self._lock:  # the file and its position change together (see _rotate)
-            try:
-                os.write(self._fd, line)
-            except OSError as error:
-                log.error("click spool write failed: %s", error)
-                raise Unavailable("clicks cannot be stored right now") from None
-            self._written += len(line)
-            end = self._written
+        self._pending.append((_ENCODE(values) + "\n").encode())
         waiter = self._loop.create_future()
-        self._waiting.append((end, waiter))
-        # Group commit: while one fsync runs, every click written meanwhile waits for the next
-        # one, which then covers them all. The first waiter asks for it at the end of this loop
-        # iteration, so the clicks of the requests handled in the same iteration share it.
+        self._waiters.append(waiter)
+        # Group commit: while one write+fsync runs, every click that arrives meanwhile waits
+        # for the next one, which then covers them all. The first asks for it at the end of
+        # this loop iteration, so the clicks of the requests handled in the same iteration
+        # share it.
         if not self._syncing:
             self._syncing = True
             self._loop.call_soon(self._start_sync)
@@ -157,44 +154,56 @@ class ClickSpool:
         return row["ref"]  # type: ignore[no-any-return]
 
     def _start_sync(self) -> None:
-        with self._lock:
-            fd, end = self._fd, self._written
-            self._fsyncing = True
-        self._syncer.submit(self._sync, fd, end)
+        """On the loop: hand the pending clicks to the fsync thread as one write."""
+        data, waiters = b"".join(self._pending), self._waiters
+        self._pending, self._waiters = [], []
+        self._syncer.submit(self._write_and_sync, data, waiters)
 
-    def _sync(self, fd: int, end: int) -> None:
-        """In the fsync thread: one fdatasync, then a single wake-up of the loop for the batch."""
+    def _write_and_sync(self, data: bytes, waiters: list[asyncio.Future[None]]) -> None:
+        """In the fsync thread: one write and one fdatasync for the group, one wake-up of the
+        loop. The syscalls leave the event loop's thread, which only appends to a list."""
         assert self._loop is not None
-        try:
-            os.fdatasync(fd)
-        except OSError as error:
-            log.error("click spool fsync failed: %s", error)
+        ok = True
+        with self._lock:  # the file and its position change together (see _rotate)
+            try:
+                written = os.write(self._fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, "short write")
+            except OSError as error:
+                log.error("click spool write failed: %s", error)
+                ok = False
+                # No torn line may stay to swallow the next group's first line.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._written - self._base)
+            else:
+                self._written += written
+                self._fsyncing = True
+            fd, end = self._fd, self._written
+        if ok:
+            try:
+                os.fdatasync(fd)
+            except OSError as error:
+                log.error("click spool fsync failed: %s", error)
+                ok = False
             with self._lock:
                 self._fsyncing = False
-            self._loop.call_soon_threadsafe(self._synced_to, end, False)
-        else:
-            with self._lock:
-                self._fsyncing = False
-                self._synced = max(self._synced, end)
-                self._lock.notify_all()
-            self._loop.call_soon_threadsafe(self._synced_to, end, True)
+                if ok:
+                    self._synced = max(self._synced, end)
+                    self._lock.notify_all()
+        self._loop.call_soon_threadsafe(self._synced_to, waiters, ok)
 
-    def _synced_to(self, end: int, ok: bool) -> None:
-        """On the loop: release the redirects this fsync covered; start the next for the rest."""
-        waiting, self._waiting = self._waiting, []
-        for i, (position, waiter) in enumerate(waiting):
-            if position > end:
-                self._waiting = waiting[i:]
-                break
+    def _synced_to(self, waiters: list[asyncio.Future[None]], ok: bool) -> None:
+        """On the loop: release the group's redirects; start the next group if clicks wait."""
+        for waiter in waiters:
             if not waiter.done():  # a cancelled request no longer waits
                 if ok:
                     waiter.set_result(None)
                 else:
                     waiter.set_exception(Unavailable("clicks cannot be stored right now"))
-        self._syncing = False
-        if self._waiting:
-            self._syncing = True
-            self._loop.call_soon(self._start_sync)
+        if self._pending:
+            self._loop.call_soon(self._start_sync)  # type: ignore[union-attr]
+        else:
+            self._syncing = False
 
     # into the database --------------------------------------------------------------------------
 
@@ -353,7 +362,8 @@ def _insert_sql(dialect: str) -> str:
     source = (
         "json_each(?) WHERE true"
         if dialect == "sqlite"
-        else "json_array_elements(%s::json) AS item"
+        # jsonb: parsed once per chunk; each ->> on plain json parses its element again.
+        else "jsonb_array_elements(%s::jsonb) AS item"
     )
     return (
         f"INSERT INTO clicks ({', '.join(COLUMNS)}) SELECT {', '.join(picks)} FROM {source} "

@@ -229,6 +229,23 @@ def observe(scope: dict[str, Any], status: int, unrecorded: bool, took: float) -
     sync(getattr(getattr(app, "state", None), "services", None))
 
 
+_click_requests: dict[tuple[str, str], Any] = {}  # route pattern x root path -> the 302s' counter
+
+
+def observe_click(scope: dict[str, Any], unrecorded: bool, took: float) -> None:
+    """`observe` of a person's 302 from the short-link front, with labels looked up once per
+    route: the same series, for a third of the cost on the hottest path."""
+    key = (scope["route"].path, scope.get("root_path", ""))
+    counter = _click_requests.get(key)
+    if counter is None:
+        counter = _click_requests[key] = REQUESTS.labels("GET", route_template(scope), "302")
+    counter.inc()
+    _redirect_latency.observe(took)
+    (CLICKS_UNRECORDED if unrecorded else _human_clicks).inc()
+    if time.monotonic() - _last_sync >= SYNC_EVERY:
+        sync(scope["app"].state.services)
+
+
 class Endpoint:
     """GET /metrics: the Prometheus text format, for clients inside the deployment only."""
 

@@ -171,7 +171,7 @@ class ShortLinks:
             await send({"type": "http.response.start", "status": 302, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             took = time.perf_counter() - start
-            metrics.observe(scope, 302, unrecorded, took)
+            metrics.observe_click(scope, unrecorded, took)
             logs.access(scope, 302, 0, took, self.trusted)
         finally:
             logs.REQUEST_ID.reset(token)
@@ -214,7 +214,7 @@ async def _click(
     now: datetime,
 ) -> list[tuple[bytes, bytes]]:
     """Record a person's click; the 302's headers (UNRECORDED last if it could not be)."""
-    (channel_id, _messenger, handle, _name), adapter = direct
+    (channel_id, messenger, handle, _name), _adapter = direct
     try:
         ref = await svc.clicks.record(_row(visit, svc, target, channel_id, visitor, now))
     except Unavailable:
@@ -222,7 +222,7 @@ async def _click(
         # so no ref travels (an unrecorded ref could never be attributed anyway): the link
         # opens the chat without one, and the start counts as "direct".
         ref = None
-    location = adapter.deep_link(handle, ref, target.text)
+    location = messengers.destination(messenger, handle, target.text)(ref)
     headers = [
         (b"location", location.encode("latin-1")),
         (b"cache-control", b"no-store"),

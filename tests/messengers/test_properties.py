@@ -187,3 +187,18 @@ def test_without_a_ref_the_link_still_opens_the_chat_and_carries_no_placeholder(
         assert param not in params
     if module.NAME in ("messenger", "viber") and text:
         assert params["text"] == [text]
+
+
+@given(link_inputs(), st.sampled_from([None, "ZZZZZZZZZZZZ", "YYYYYYYYYYYY"]))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_the_redirects_cut_link_is_the_adapters_link_for_every_ref(
+    case: tuple[Messenger, str, str, str | None], probe: str | None
+) -> None:
+    """The redirect pastes each ref into a link cut once per channel: it must be exactly the
+    link the adapter builds, for any handle and text (one holding the probe ref, too)."""
+    module, handle, ref, text = case
+    if probe is not None and text is not None:
+        text = f"{text}{probe}"  # the cut must not be fooled by a text that holds the probe
+    build = messengers.destination(module.NAME, handle, text)
+    for one in (ref, None, "0123456789AB"):
+        assert build(one) == module.deep_link(handle, one, text)
