@@ -6,7 +6,6 @@ alphabet, and people can read it aloud or keep it in an edited WhatsApp message.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 
@@ -16,11 +15,11 @@ LENGTH = 12
 PATTERN = re.compile(rf"[{ALPHABET}]{{{LENGTH}}}")
 
 
-# Refs are cut from one long base32 string of random bytes, read in Crockford's alphabet instead
-# of RFC 4648's: every 12 characters carry 60 random bits. One getrandom() and one encoding per
-# 640 refs (secrets.choice per character costs 16 µs on the hot path; base64's encoder is
-# pure Python and costs more per call than per byte).
-_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET)
+# Refs are cut from one string of random bytes, each byte mapped by its low 5 bits to a letter
+# of the alphabet (256 is a multiple of 32, so every letter is equally likely and each of the 12
+# characters carries 5 random bits). One getrandom() and one C-level translate per 640 refs:
+# secrets.choice per character cost 16 us on the hot path, base64's pure-Python encoder 1.5 us.
+_LETTERS = bytes(ord(ALPHABET[byte % 32]) for byte in range(256))  # a bytes.translate table
 _BATCH = 640
 _pool: list[str] = []
 # A forked worker must not hand out its parent's refs (the same ref twice is one click lost).
@@ -29,8 +28,7 @@ os.register_at_fork(after_in_child=_pool.clear)
 
 def make() -> str:
     if not _pool:
-        text = base64.b32encode(os.urandom(_BATCH * LENGTH * 5 // 8)).decode()
-        text = text.translate(_FROM_RFC4648)
+        text = os.urandom(_BATCH * LENGTH).translate(_LETTERS).decode()
         _pool.extend(text[i : i + LENGTH] for i in range(0, _BATCH * LENGTH, LENGTH))
     return _pool.pop()
 

@@ -374,12 +374,15 @@ def _row(
     idempotent (only a person's ever travels to a messenger)."""
     query = visit.query
     utm = dict(target.utm)
-    if query:
+    click_id = None
+    if query:  # most clicks carry none: their row is the link's own details and the visit's
         for param, column in UTM_PARAMS.items():
             value = query.get(param)
             if value:
                 utm[column] = _printable(value, 100)
-    click_id = next((f"{name}:{query[name]}" for name in CLICK_IDS if query.get(name)), None)
+        click_id = next((f"{name}:{query[name]}" for name in CLICK_IDS if query.get(name)), None)
+    referrer = query.get("ref_url") or visit.referer
+    page = query.get("page")
     ip = visitors.client_ip(visit.peer, visit.forwarded_for, svc.settings.trusted_proxies)
     return {
         "link_id": target.id,
@@ -392,8 +395,8 @@ def _row(
         "link_version": target.version,
         "ip": visitors.anonymize(ip),
         "user_agent": _agent(visit.user_agent),
-        "referrer": _printable(query.get("ref_url") or visit.referer, 400),
-        "page": _printable(query.get("page", ""), 400),
+        "referrer": _printable(referrer, 400) if referrer else None,
+        "page": _printable(page, 400) if page else None,
         **utm,
         "click_id": _printable(click_id, 200) if click_id else None,
         "widget": _printable(query["w"], 32) if "w" in query else None,
