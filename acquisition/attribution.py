@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+import orjson
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
 from acquisition import refs
@@ -115,15 +116,23 @@ def resolver(db: Database) -> Callable[[Sequence[str]], None]:
 
 
 def _waiting(session: Session, refs_: Sequence[str]) -> list[str]:
-    wanted = sorted(set(refs_))
-    found: list[str] = []
-    for offset in range(0, len(wanted), 500):
-        chunk = wanted[offset : offset + 500]
-        rows = session.scalars(
-            select(Start.ref).where(Start.ref.in_(chunk), Start.click_id.is_(None)).distinct()
-        )
-        found += [ref for ref in rows if ref is not None]
-    return found
+    """Which of a drained batch's refs a start waits for: one statement, the refs sent as one
+    JSON array the database takes apart. (An IN list bound ref by ref kept the drainer on the
+    GIL for ~3 us per click, time the redirects on the event loop then waited for.)"""
+    if not refs_:
+        return []
+    dialect = session.get_bind().dialect.name
+    return list(
+        session.scalars(text(_WAITING[dialect]), {"refs": orjson.dumps(list(refs_)).decode()})
+    )
+
+
+_WAITING = {
+    "sqlite": "SELECT DISTINCT ref FROM starts WHERE click_id IS NULL"
+    " AND ref IN (SELECT value FROM json_each(:refs))",
+    "postgresql": "SELECT DISTINCT ref FROM starts WHERE click_id IS NULL"
+    " AND ref IN (SELECT jsonb_array_elements_text(CAST(:refs AS jsonb)))",
+}
 
 
 def resolvable(session: Session, now: datetime | None = None) -> list[str]:
