@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
-from acquisition import refs
+from acquisition import refs, rollups
 from acquisition.db import Database
 from acquisition.models import Click, ConsentEvent, Link, Start, utcnow
 
@@ -80,6 +80,7 @@ def resolve_pending(session: Session, refs_: Sequence[str]) -> int:
     the click drainer calls this after each batch. Returns how many starts were attributed."""
     resolved = 0
     affected: set[int] = set()
+    days: set[datetime] = set()  # the starts' own days: their rollups change
     wanted = sorted({ref for ref in refs_ if ref})
     for offset in range(0, len(wanted), 500):
         chunk = wanted[offset : offset + 500]
@@ -90,10 +91,12 @@ def resolve_pending(session: Session, refs_: Sequence[str]) -> int:
             if attribute(session, start):
                 resolved += 1
                 affected.add(start.subscriber_id)
+                days.add(start.at)
     session.flush()
     for subscriber_id in sorted(affected):
         repoint(session, subscriber_id)
     session.flush()
+    rollups.mark_dirty(session, days)
     return resolved
 
 

@@ -26,13 +26,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
+from sqlalchemy.orm import Session
 
+from acquisition import rollups
 from acquisition.errors import Unavailable
 from acquisition.models import Click
 
@@ -264,6 +267,11 @@ class ClickSpool:
         try:
             with self.engine.begin() as connection:
                 connection.exec_driver_sql(self._sql, (payload,))
+                # Clicks of an earlier day (a replayed or long-delayed spool) change that
+                # day's rollup, which is otherwise refreshed only while it is recent.
+                if earlier := _earlier_days(lines):
+                    with Session(bind=connection) as session:  # joins this transaction
+                        rollups.mark_dirty(session, earlier)
         except Exception as error:
             # Only now look at the lines one by one (the happy path never parses them here).
             good = [line for line in lines if _well_formed(line)]
@@ -338,6 +346,28 @@ def _refs(lines: list[bytes]) -> list[str]:
         if field[:1] == b'"':
             found.append(field[1:-1].decode())
     return found
+
+
+_AT = COLUMNS.index("at")
+
+
+def _earlier_days(lines: list[bytes]) -> list[date]:
+    """The UTC days before today that a chunk's clicks fall on, if any. A spool file is in time
+    order, so its first and last lines bound the chunk's days: two lines are read, not all."""
+    first, last = (_day(line) for line in (lines[0], lines[-1]))
+    today = datetime.now(UTC).date()
+    if first is None or last is None or min(first, last) >= today:
+        return []
+    start, end = min(first, last), min(max(first, last), today - timedelta(days=1))
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def _day(line: bytes) -> date | None:
+    field = line.split(b",", _AT + 1)[_AT].strip()
+    try:
+        return date.fromisoformat(field[1:11].decode())
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 _AWAY = (OperationalError, InterfaceError, TimeoutError)

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from acquisition import attribution, messengers, refs
+from acquisition import attribution, messengers, refs, rollups
 
 # Late clicks are attribution's business; the click drainer and readers reach them from here.
 from acquisition.attribution import resolvable as resolvable
@@ -128,8 +128,13 @@ def record(
     delivery: list[int] = []  # created lazily: a body whose events change nothing is not kept
     # People are locked in one order (by id; a stable sort keeps each person's own events in
     # delivery order), so two batches naming the same people cannot deadlock each other.
+    days = []  # of the events stored: a delayed one changes an earlier day's rollup
     for event in sorted(events, key=lambda e: e.user_id):
+        recorded = outcome.recorded
         _apply(session, channel, event, evidence, delivery, outcome)
+        if outcome.recorded > recorded:
+            days.append(event.at)
+    rollups.mark_dirty(session, days)
     for name in ("recorded", "duplicates", "ignored", "unchanged"):
         count(f"events.{name}", getattr(outcome, name))
     return outcome

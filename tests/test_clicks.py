@@ -5,16 +5,16 @@ blocks the others, refs reported for late starts)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from acquisition import refs
-from acquisition.clicks import COLUMNS, ClickSpool
+from acquisition import dashboard, refs, rollups
+from acquisition.clicks import COLUMNS, ClickSpool, _earlier_days
 from acquisition.db import Database
-from acquisition.models import Click
+from acquisition.models import Click, RollupDay
 from tests.factories import make_channel, make_link
 
 
@@ -97,3 +97,39 @@ def test_an_unfinished_last_line_waits(db: Database, tmp_path: Path) -> None:
     spool = ClickSpool(tmp_path / "spool", db.engine)
     assert spool._drain_file(path, 0, path.stat().st_size) == len(first)
     assert len(stored(db)) == 1
+
+
+def test_clicks_drained_for_an_earlier_day_reach_that_days_rollup(
+    db: Database, tmp_path: Path
+) -> None:
+    """A spool replayed days late (a worker's file found after a crash, a long outage): the
+    dashboard, which reads the daily rollup, must count its clicks on their own day."""
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    now = datetime.now(UTC)
+    old = (now - timedelta(days=5)).replace(hour=10)
+    with db.writer.begin() as s:
+        rollups.refresh(s, now)  # the old day is past the refresher's own window from now on
+    lines = [line(link.id, channel.id, at=(old + timedelta(hours=n)).isoformat()) for n in range(3)]
+    path = spool_file(tmp_path, lines)
+    ClickSpool(tmp_path / "spool", db.engine)._drain_file(path, 0, path.stat().st_size)
+    with db.writer.begin() as s:
+        done = rollups.refresh(s, now)
+    assert done is not None and old.date() in done.days
+    day = dashboard.Filters(old.date(), old.date() + timedelta(days=1))
+    with db.reader() as s:
+        assert dashboard.funnel(s, day).clicks == 3
+    # Today's clicks mark nothing: today is refreshed on every run anyway.
+    path = spool_file(tmp_path, [line(link.id, channel.id, at=now.isoformat())])
+    ClickSpool(tmp_path / "spool", db.engine)._drain_file(path, 0, path.stat().st_size)
+    with db.reader() as s:
+        assert s.scalar(select(func.count()).where(RollupDay.marked > RollupDay.done)) == 0
+
+
+def test_the_days_of_a_chunk_are_bounded_by_its_first_and_last_click() -> None:
+    today = datetime.now(UTC).replace(hour=12)
+    at = [(today - timedelta(days=n)).isoformat() for n in (4, 2, 0)]
+    chunk = [line(1, 1, at=value) for value in at]
+    assert _earlier_days(chunk) == [(today - timedelta(days=n)).date() for n in (4, 3, 2, 1)]
+    assert _earlier_days(chunk[-1:]) == []
+    assert _earlier_days([line(1, 1, at="garbled")]) == []

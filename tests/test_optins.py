@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
-from acquisition import optins, refs
+from acquisition import optins, refs, rollups
 from acquisition.db import Database
 from acquisition.messengers.base import Event
 from acquisition.models import (
@@ -19,6 +19,7 @@ from acquisition.models import (
     Click,
     ConsentEvent,
     Link,
+    RollupDay,
     Start,
     Subscriber,
     WebhookEvent,
@@ -310,3 +311,32 @@ def test_the_drainers_resolver_attributes_waiting_starts_and_never_raises(
     broken = create_engine("sqlite:////nonexistent-dir/acquisition.db")
     down = Database(broken, sessionmaker(broken), sessionmaker(broken))
     optins.resolver(down)([ref])  # the store is down: logged, and the drainer carries on
+
+
+def test_events_and_attributions_of_an_earlier_day_have_that_days_rollup_recomputed(
+    db: Database, channel: Channel, link: Link
+) -> None:
+    """The dashboard reads the daily rollup, which refreshes only recent days by itself: a
+    delayed webhook, or a start attributed once its click lands, must mark its own day."""
+
+    def marked() -> list[object]:
+        with db.reader() as s:
+            return list(s.scalars(select(RollupDay.day).where(RollupDay.marked > RollupDay.done)))
+
+    def refresh() -> None:
+        with db.writer.begin() as s:
+            rollups.refresh(s)
+
+    ref = refs.make()
+    record(db, channel, start(1, at(1), ref))  # months ago, delivered now
+    assert marked() == [T0.date()]
+    refresh()
+    assert marked() == []
+    make_click(db, link, channel.id, ref, source="flyer")
+    with db.writer.begin() as s:
+        assert optins.resolve_pending(s, [ref]) == 1
+    assert marked() == [T0.date()]
+    refresh()
+    record(db, channel, start(1, at(1), ref))  # a re-delivery stores nothing: marks nothing
+    record(db, channel, message(2, datetime.now(UTC)))  # today is refreshed on every run
+    assert marked() == []
