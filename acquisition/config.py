@@ -30,6 +30,8 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     env: str = "development"
     trusted_proxies: tuple[Network, ...] = ()
+    # Private networks a channel's relay_url may reach (a bot backend beside the service).
+    relay_private_networks: tuple[Network, ...] = ()
     max_body_bytes: int = 2 * 1024 * 1024
     pool_size: int = 10
     pool_timeout: float = 2.0
@@ -79,7 +81,10 @@ class Settings:
             base_url=base_url,
             secret_key=secret_key,
             env=mode,
-            trusted_proxies=_networks(get("TRUSTED_PROXIES", "")),
+            trusted_proxies=_networks(get("TRUSTED_PROXIES", ""), "TRUSTED_PROXIES"),
+            relay_private_networks=_networks(
+                get("RELAY_PRIVATE_NETWORKS", ""), "RELAY_PRIVATE_NETWORKS"
+            ),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1024, 1 << 30),
             pool_size=_int(env, "POOL_SIZE", cls.pool_size, 1, 1000),
             pool_timeout=_float(env, "POOL_TIMEOUT", cls.pool_timeout, 0.05, 60),
@@ -147,14 +152,14 @@ def _kept_secret(database_url: str) -> str:
     return key
 
 
-def _networks(value: str) -> tuple[Network, ...]:
+def _networks(value: str, name: str) -> tuple[Network, ...]:
     nets = []
     for item in filter(None, (part.strip() for part in value.split(","))):
         try:
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise ConfigError(
-                f"{PREFIX}TRUSTED_PROXIES must be a comma-separated list of IP addresses or "
+                f"{PREFIX}{name} must be a comma-separated list of IP addresses or "
                 f"networks, and {item!r} is neither"
             ) from None
     return tuple(nets)

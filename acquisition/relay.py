@@ -14,17 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from acquisition.config import Network
 from acquisition.db import Database
 from acquisition.models import Channel, RelayItem, utcnow
 from acquisition.optins import count, insert_ignore
@@ -52,6 +56,10 @@ class Policy:
     timeout: float = 10.0  # per HTTP request
     idle_poll: float = 1.0  # how often to look for due rows when nobody woke us
     batch: int = 50
+    # Non-public networks a relay_url may reach (ACQUISITION_RELAY_PRIVATE_NETWORKS); any other
+    # non-public address is refused, so a channel's URL cannot make the service post into
+    # its own network (the database, a cloud metadata endpoint, an admin port on localhost).
+    private: tuple[Network, ...] = ()
 
 
 def enqueue(session: Session, channel: Channel, body: bytes, headers: Mapping[str, str]) -> bool:
@@ -131,8 +139,17 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-def send(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> tuple[int, str]:
+def send(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    private: tuple[Network, ...] = (),
+) -> tuple[int, str]:
     """POST the body; (status, "") on a 2xx, else (status or 0, what went wrong)."""
+    refusal = refused_address(url, private)
+    if refusal:
+        return 0, refusal
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -143,6 +160,32 @@ def send(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> t
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         return 0, f"{error.__class__.__name__}: {reason}"[:300]
+
+
+def refused_address(url: str, private: tuple[Network, ...] = ()) -> str:
+    """Why the URL's host may not be posted to ("" when it may): each address its name resolves
+    to must be public, or inside a network the operator allowed.
+
+    Checked before every send, not when the URL is saved: a name can point elsewhere later.
+    (A name that changes between this check and urllib's own lookup is not caught.)"""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found = socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError) as error:
+        return f"relay_url host cannot be resolved: {error}"[:300]
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address.is_global and not address.is_multicast:
+            continue
+        if not any(address in network for network in private):
+            return (
+                f"relay_url host resolves to {address}, which is not a public address; "
+                "allow its network with ACQUISITION_RELAY_PRIVATE_NETWORKS"
+            )
+    return ""
 
 
 def settle(session: Session, item: RelayItem, status: int, error: str, policy: Policy) -> None:
@@ -178,7 +221,7 @@ def run_once(db: Database, policy: Policy) -> int:
             if item is None or item.body is None:
                 continue
             url, body, headers = item.url, item.body, dict(item.headers)
-        status, error = send(url, body, headers, policy.timeout)
+        status, error = send(url, body, headers, policy.timeout, policy.private)
         tried += 1
         with db.writer.begin() as session:
             row = session.get(RelayItem, item_id)

@@ -6,6 +6,7 @@ PostgreSQL is required: set ACQUISITION_TEST_DATABASES=sqlite to run on SQLite a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Iterator
@@ -72,7 +73,12 @@ def database_url(
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(
-        database_url=database_url, base_url=BASE_URL, secret_key=SECRET, link_cache_seconds=0
+        database_url=database_url,
+        base_url=BASE_URL,
+        secret_key=SECRET,
+        link_cache_seconds=0,
+        # The relay tests' bot backend listens on this host.
+        relay_private_networks=(ipaddress.ip_network("127.0.0.0/8"),),
     )
 
 

@@ -66,6 +66,15 @@ def test_trusted_proxies_accept_addresses_and_networks() -> None:
     )
 
 
+def test_relay_private_networks_are_read_and_a_bad_one_is_named() -> None:
+    base = {"ACQUISITION_SECRET_KEY": "k" * 32}
+    settings = Settings.from_env({**base, "ACQUISITION_RELAY_PRIVATE_NETWORKS": "10.8.0.0/16"})
+    assert settings.relay_private_networks == (ipaddress.ip_network("10.8.0.0/16"),)
+    assert Settings.from_env(base).relay_private_networks == ()  # public addresses only
+    with pytest.raises(ConfigError, match="ACQUISITION_RELAY_PRIVATE_NETWORKS"):
+        Settings.from_env({**base, "ACQUISITION_RELAY_PRIVATE_NETWORKS": "intranet"})
+
+
 def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     from dataclasses import fields

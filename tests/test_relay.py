@@ -4,6 +4,7 @@ senders at once. Nothing is mocked: the listener is http.server in a thread."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +22,12 @@ from tests import deliveries as d
 from tests.factories import make_channel
 from tests.live_server import free_port
 
-FAST = relay.Policy(base_delay=0.05, max_delay=0.2, lease=5, timeout=2, idle_poll=0.05)
+# The listener is a bot backend on this host: its network must be allowed explicitly.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+FAST = relay.Policy(
+    base_delay=0.05, max_delay=0.2, lease=5, timeout=2, idle_poll=0.05, private=LOOPBACK
+)
+NOW = relay.Policy(base_delay=0, max_delay=0, private=LOOPBACK)
 
 
 class Listener:
@@ -161,7 +167,7 @@ def test_a_bot_that_keeps_refusing_an_update_gets_it_parked_and_the_next_one_flo
     enqueue(db, channel, b"poison")
     enqueue(db, channel, b"fine")
     for _ in range(relay.PERMANENT_AFTER):
-        relay.run_once(db, relay.Policy(base_delay=0, max_delay=0))
+        relay.run_once(db, NOW)
     listener.status = 200
     relay.run_once(db, FAST)
     poison, fine = items(db)
@@ -177,7 +183,7 @@ def test_a_busy_bot_is_retried_forever_rather_than_parked(db: Database, listener
     listener.status = 503
     enqueue(db, channel, b"later")
     for _ in range(relay.PERMANENT_AFTER + 2):
-        relay.run_once(db, relay.Policy(base_delay=0, max_delay=0))
+        relay.run_once(db, NOW)
     [item] = items(db)
     assert item.failed_at is None and item.attempts == relay.PERMANENT_AFTER + 2
 
@@ -220,7 +226,7 @@ def test_a_redirecting_bot_is_a_failure_not_a_silent_get(db: Database) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        status, error = relay.send(f"http://127.0.0.1:{server.server_port}/", b"x", {}, 2)
+        status, error = relay.send(f"http://127.0.0.1:{server.server_port}/", b"x", {}, 2, LOOPBACK)
     finally:
         server.shutdown()
         server.server_close()
@@ -246,3 +252,33 @@ def test_a_webhook_reaches_the_bot_backend_byte_for_byte_with_its_secret_header(
     assert (path, body) == ("/telegram", raw)
     assert headers["x-telegram-bot-api-secret-token"] == d.CREDENTIALS["telegram"]["secret"]
     assert headers["x-relayed-by"] == "acquisition"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/hook",
+        "http://localhost:{port}/hook",
+        "http://[::ffff:127.0.0.1]:{port}/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.7/hook",
+        "http://0.0.0.0:{port}/hook",
+    ],
+)
+def test_a_relay_url_into_the_services_own_network_is_refused_unless_allowed(
+    db: Database, listener: Listener, url: str
+) -> None:
+    """A channel's relay_url is someone's input: by default the service posts only to public
+    addresses, so it cannot be turned against its database, metadata endpoint or admin ports."""
+    listener.up()
+    channel = bot(db, "nosy_bot", url.format(port=listener.port))
+    enqueue(db, channel, b"secret update")
+    relay.run_once(db, relay.Policy(base_delay=0, max_delay=0))
+    [item] = items(db)
+    assert item.delivered_at is None and listener.received == []
+    assert "not a public address" in (item.last_error or "")
+    assert "ACQUISITION_RELAY_PRIVATE_NETWORKS" in (item.last_error or "")
+    if "{port}" in url and "0.0.0.0" not in url:  # the operator allows the loopback: it flows
+        relay.run_once(db, NOW)
+        [item] = items(db)
+        assert item.delivered_at is not None and len(listener.received) == 1

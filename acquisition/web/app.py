@@ -22,7 +22,7 @@ from acquisition.clicks import ClickSpool
 from acquisition.config import Settings
 from acquisition.db import Database, connect
 from acquisition.errors import AcquisitionError
-from acquisition.relay import RelayLoop
+from acquisition.relay import Policy, RelayLoop
 from acquisition.rollups import Refresher
 from acquisition.web import admin, api, beacons, codes, hooks, problems, redirect, reports, widget
 from acquisition.web.middleware import BodyLimit, SecurityHeaders
@@ -58,7 +58,8 @@ def create_app(
         app.state.services = Services(
             settings, db, writer, redirect.LinkCache(db, settings.link_cache_seconds), templates
         )
-        relay = app.state.relay = RelayLoop(db)  # forwards queued webhook bodies to bots
+        # Forwards queued webhook bodies to the channels' own bot backends.
+        relay = app.state.relay = RelayLoop(db, Policy(private=settings.relay_private_networks))
         relay.start()
         # Keeps the dashboard's daily rollup current (app.state.rollups.poke() to refresh now).
         refresher = app.state.rollups = Refresher(db)
