@@ -391,7 +391,8 @@ def _row(
         "at": now,
         "visitor": visitor.kind,
         "device": visitor.device,
-        "via": "widget" if query.get("w") else visit.via,
+        # A scan stays a scan when the code was a widget's (its hand-off on a desktop).
+        "via": "widget" if visit.via == "link" and query.get("w") else visit.via,
         "link_version": target.version,
         "ip": visitors.anonymize(ip),
         "user_agent": _agent(visit.user_agent),

@@ -87,6 +87,17 @@ def test_query_utm_overrides_are_recorded_as_the_click_source(
     assert click.via == "widget" and click.widget == "wgt1"
 
 
+def test_a_scan_of_a_widgets_code_is_a_scan_of_that_widget(
+    client: TestClient, db: Database, telegram_link: str
+) -> None:
+    """The widget's desktop hand-off shows a code whose URL carries the widget: the click is a
+    scan (via "qr", as every /Q/ visit) and still names its widget."""
+    r = client.get(f"/Q/{telegram_link}?w=wgt1&utm_source=footer", headers={"user-agent": PHONE})
+    assert r.status_code == 302
+    [click] = clicks(client, db)
+    assert (click.via, click.widget, click.source) == ("qr", "wgt1", "footer")
+
+
 @pytest.mark.parametrize(
     "agent",
     [
