@@ -151,7 +151,7 @@ class ClickSpool:
             self._syncing = True
             self._loop.call_soon(self._start_sync)
         await waiter
-        return row["ref"]  # type: ignore[no-any-return]
+        return row["ref"]
 
     def _start_sync(self) -> None:
         """On the loop: hand the pending clicks to the fsync thread as one write."""

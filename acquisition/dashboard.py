@@ -369,7 +369,7 @@ def _public_key(group_by: str, value: Any) -> str | int | None:
         return value.isoformat() if isinstance(value, date) else str(value)
     if value in (None, "", 0):
         return None
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _labels(session: Session, group_by: str, values: list[Any]) -> dict[Any, str]:

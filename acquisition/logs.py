@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,7 +98,7 @@ _PREFIX = os.urandom(3).hex()  # per process: ids stay unique across workers
 _COUNTER = itertools.count(1)
 
 
-def request_id(scope: dict[str, Any]) -> str:
+def request_id(scope: MutableMapping[str, Any]) -> str:
     """A load balancer's well-formed X-Request-ID, or a new one."""
     given = next((v for n, v in scope["headers"] if n == b"x-request-id"), None)
     if given is not None and _GOOD_ID.fullmatch(given):
@@ -139,7 +140,11 @@ class AccessLog:
 
 
 def access(
-    scope: dict[str, Any], status: int, sent: int, took: float, trusted: tuple[Network, ...]
+    scope: MutableMapping[str, Any],
+    status: int,
+    sent: int,
+    took: float,
+    trusted: tuple[Network, ...],
 ) -> None:
     """The access line of one answer (when access logging is on)."""
     if not ACCESS.isEnabledFor(logging.INFO):

@@ -18,7 +18,7 @@ import ipaddress
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -116,7 +116,7 @@ _last_sync = 0.0
 _relay_table: dict[int, bool] = {}
 
 
-def route_template(scope: dict[str, Any]) -> str:
+def route_template(scope: MutableMapping[str, Any]) -> str:
     """The matched route's pattern (`/api/v1/links/{code}`), or `unmatched`."""
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -196,7 +196,7 @@ class Metrics:
         return watch
 
 
-def observe(scope: dict[str, Any], status: int, unrecorded: bool, took: float) -> None:
+def observe(scope: MutableMapping[str, Any], status: int, unrecorded: bool, took: float) -> None:
     """Count one answer (the Metrics middleware's, or the short-link front's own)."""
     method = scope["method"] if scope["method"] in METHODS else "other"
     route = route_template(scope)
@@ -232,7 +232,7 @@ def observe(scope: dict[str, Any], status: int, unrecorded: bool, took: float) -
 _click_requests: dict[tuple[str, str], Any] = {}  # route pattern x root path -> the 302s' counter
 
 
-def observe_click(scope: dict[str, Any], unrecorded: bool, took: float) -> None:
+def observe_click(scope: MutableMapping[str, Any], unrecorded: bool, took: float) -> None:
     """`observe` of a person's 302 from the short-link front, with labels looked up once per
     route: the same series, for a third of the cost on the hottest path."""
     key = (scope["route"].path, scope.get("root_path", ""))

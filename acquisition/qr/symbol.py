@@ -74,7 +74,7 @@ def encode(data: str, ec: str = "M", logo: bool = False) -> Symbol:
     n = len(modules)
     pad = None
     if logo:
-        side = _logo_pad_side(modules, qr.version, ec)  # type: ignore[arg-type]
+        side = _logo_pad_side(modules, qr.version, ec)
         off = (n - side) // 2
         for y in range(off, off + side):
             modules[y][off : off + side] = [False] * side
@@ -92,7 +92,7 @@ def encode(data: str, ec: str = "M", logo: bool = False) -> Symbol:
             runs.append((y, x, end - x))
             x = bits.find(1, end)
     return Symbol(
-        version=qr.version,  # type: ignore[arg-type]
+        version=qr.version,
         ec=ec,
         modes=tuple(_MODE_NAMES.get(d.mode, str(d.mode)) for d in qr.data_list),
         size=n,

@@ -222,7 +222,7 @@ _OPTIN_SCHEMAS: dict[str, Any] = {
 
 def _optin_paths() -> dict[str, Any]:
     """Reports from bots with their own webhook, subscribers, the ledger, erasure."""
-    report = {
+    report: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["messenger", "channel", "user_id", "event_id"],

@@ -26,7 +26,7 @@ def problem(
 ) -> Response:
     body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail}
     if errors:
-        body["errors"] = errors  # type: ignore[assignment]
+        body["errors"] = errors
     return Response(
         json.dumps(body, ensure_ascii=False),
         status_code=status,

@@ -28,7 +28,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acquisition import metrics, visitors
 from acquisition.config import Settings
@@ -142,7 +142,7 @@ class RateLimit:
                 return
         status = 0
 
-        async def watch(message: dict) -> None:  # type: ignore[type-arg]
+        async def watch(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -189,7 +189,7 @@ class RateLimit:
             return
         headers = _headers(item, remaining, reset)
 
-        async def with_headers(message: dict) -> None:  # type: ignore[type-arg]
+        async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *headers]
             await send(message)

@@ -126,7 +126,7 @@ class LinkCache:
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 class ShortLinks:
@@ -150,7 +150,7 @@ class ShortLinks:
         code = _match(scope)
         svc: Services | None = getattr(scope["app"].state, "services", None)
         target = None if code is None or svc is None else svc.links.peek(code)
-        if target is None:
+        if target is None or svc is None:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
@@ -185,7 +185,7 @@ def _match(scope: Scope) -> str | None:
         if match is not None:
             scope["route"] = route
             scope["path_params"] = params = match.groupdict()
-            return params["code"]  # type: ignore[no-any-return]
+            return params["code"]
     return None
 
 
