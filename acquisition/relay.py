@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import http.client
 import ipaddress
 import logging
 import socket
@@ -23,6 +24,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, or_, select, update
@@ -136,7 +138,44 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+class _PinnedHTTP(urllib.request.HTTPHandler):
+    """Connects to the address that was checked, not to whatever the name resolves to next."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_pinned(http.client.HTTPConnection, self.address), req)
+
+
+class _PinnedHTTPS(urllib.request.HTTPSHandler):
+    """As _PinnedHTTP; the certificate is still verified against the URL's host name."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            _pinned(http.client.HTTPSConnection, self.address),
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+        )
+
+
+def _pinned(kind: type[http.client.HTTPConnection], address: str) -> Any:
+    def connection(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = kind(host, **kwargs)
+
+        def create(where: tuple[str, int], *args: Any) -> socket.socket:
+            return socket.create_connection((address, where[1]), *args)
+
+        # http.client opens its socket through this attribute: aim it at the checked address.
+        conn._create_connection = create  # type: ignore[attr-defined]
+        return conn
+
+    return connection
 
 
 def send(
@@ -147,12 +186,18 @@ def send(
     private: tuple[Network, ...] = (),
 ) -> tuple[int, str]:
     """POST the body; (status, "") on a 2xx, else (status or 0, what went wrong)."""
-    refusal = refused_address(url, private)
+    address, refusal = vetted_address(url, private)
     if refusal:
         return 0, refusal
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),  # straight to the checked address, never via a proxy
+        _NoRedirects,
+        _PinnedHTTP(address),
+        _PinnedHTTPS(address),
+    )
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             response.read(65536)
             return response.status, ""
     except urllib.error.HTTPError as error:
@@ -162,30 +207,35 @@ def send(
         return 0, f"{error.__class__.__name__}: {reason}"[:300]
 
 
-def refused_address(url: str, private: tuple[Network, ...] = ()) -> str:
-    """Why the URL's host may not be posted to ("" when it may): each address its name resolves
-    to must be public, or inside a network the operator allowed.
+def vetted_address(url: str, private: tuple[Network, ...] = ()) -> tuple[str, str]:
+    """The address to post to, or why the URL's host may not be posted to: each address its
+    name resolves to must be public, or inside a network the operator allowed.
 
-    Checked before every send, not when the URL is saved: a name can point elsewhere later.
-    (A name that changes between this check and urllib's own lookup is not caught.)"""
+    Checked before every send, not when the URL is saved (a name can point elsewhere later),
+    and the connection then goes to the checked address, so a name that changes in between
+    (DNS rebinding) cannot smuggle the request into the service's own network."""
     parts = urlsplit(url)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         found = socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
     except (OSError, ValueError, UnicodeError) as error:
-        return f"relay_url host cannot be resolved: {error}"[:300]
+        return "", f"relay_url host cannot be resolved: {error}"[:300]
+    addresses = []
     for *_, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        if address.is_global and not address.is_multicast:
-            continue
-        if not any(address in network for network in private):
-            return (
+        if not (address.is_global and not address.is_multicast) and not any(
+            address in network for network in private
+        ):
+            return "", (
                 f"relay_url host resolves to {address}, which is not a public address; "
                 "allow its network with ACQUISITION_RELAY_PRIVATE_NETWORKS"
             )
-    return ""
+        addresses.append(str(address))
+    if not addresses:
+        return "", "relay_url host has no address"
+    return addresses[0], ""
 
 
 def settle(session: Session, item: RelayItem, status: int, error: str, policy: Policy) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -282,3 +283,30 @@ def test_a_relay_url_into_the_services_own_network_is_refused_unless_allowed(
         relay.run_once(db, NOW)
         [item] = items(db)
         assert item.delivered_at is not None and len(listener.received) == 1
+
+
+def test_the_relay_connects_to_the_address_it_checked_not_to_a_later_answer(
+    db: Database, listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name that passes the check and then resolves elsewhere. The resolver
+    here answers 127.0.0.1 first and then an address nobody listens on; the update still
+    reaches the checked address."""
+    listener.up()
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def rebinding(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host != "bot.rebind.test":
+            return real(host, port, *args, **kwargs)
+        answer = "127.0.0.1" if not lookups else "127.0.0.2"
+        lookups.append(answer)
+        return real(answer, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    status, error = relay.send(
+        f"http://bot.rebind.test:{listener.port}/hook", b"update", {}, 2, LOOPBACK
+    )
+    assert (status, error) == (200, "")
+    assert lookups == ["127.0.0.1"]  # looked up once: the connection used that very answer
+    assert [body for _p, _h, body in listener.received] == [b"update"]
+    assert listener.received[0][1]["host"] == f"bot.rebind.test:{listener.port}"
