@@ -335,20 +335,20 @@ class ClickSpool:
 
 
 _REF = COLUMNS.index("ref")
+_AT = COLUMNS.index("at")
+
+
+def _field(line: bytes, index: int) -> bytes:
+    """One of a spool line's first columns, as JSON text, without parsing the line: the columns
+    up to `at` are numbers, null or a ref, none with a comma inside. Split in C, reading the
+    refs of a chunk this way costs the GIL a sixth of what a regex did."""
+    return line.split(b",", index + 1)[index].strip()
 
 
 def _refs(lines: list[bytes]) -> list[str]:
-    """The ref of each line. The columns before it are numbers or null, so it is the field
-    after the first few commas; split in C, this costs the GIL a sixth of what a regex did."""
-    found = []
-    for line in lines:
-        field = line.split(b",", _REF + 1)[_REF].strip()
-        if field[:1] == b'"':
-            found.append(field[1:-1].decode())
-    return found
-
-
-_AT = COLUMNS.index("at")
+    """The ref of each line."""
+    refs = (_field(line, _REF) for line in lines)
+    return [ref[1:-1].decode() for ref in refs if ref[:1] == b'"']
 
 
 def _earlier_days(lines: list[bytes]) -> list[date]:
@@ -363,9 +363,8 @@ def _earlier_days(lines: list[bytes]) -> list[date]:
 
 
 def _day(line: bytes) -> date | None:
-    field = line.split(b",", _AT + 1)[_AT].strip()
     try:
-        return date.fromisoformat(field[1:11].decode())
+        return date.fromisoformat(_field(line, _AT)[1:11].decode())
     except (UnicodeDecodeError, ValueError):
         return None
 

@@ -149,12 +149,6 @@ def access(
     """The access line of one answer (when access logging is on)."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    peer = scope["client"][0] if scope.get("client") else None
-    forwarded = None
-    if trusted:
-        forwarded = next(
-            (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"), None
-        )
     route = metrics.route_template(scope)
     method = scope["method"] if scope["method"] in metrics.METHODS else "other"
     ACCESS.info(
@@ -170,6 +164,6 @@ def access(
             "status": status,
             "duration_ms": round(took * 1000, 2),
             "bytes": sent,
-            "client": visitors.anonymize(visitors.client_ip(peer, forwarded, trusted)),
+            "client": visitors.anonymize(visitors.scope_ip(scope, trusted)),
         },
     )

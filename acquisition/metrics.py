@@ -225,25 +225,9 @@ def observe(scope: MutableMapping[str, Any], status: int, unrecorded: bool, took
         messenger = name if name in messengers.NAMES else "unknown"
         outcome = "accepted" if 200 <= status < 300 else HOOK_OUTCOMES.get(status, "error")
         WEBHOOK_REQUESTS.labels(messenger, outcome).inc()
-    app = scope.get("app")
-    sync(getattr(getattr(app, "state", None), "services", None))
-
-
-_click_requests: dict[tuple[str, str], Any] = {}  # route pattern x root path -> the 302s' counter
-
-
-def observe_click(scope: MutableMapping[str, Any], unrecorded: bool, took: float) -> None:
-    """`observe` of a person's 302 from the short-link front, with labels looked up once per
-    route: the same series, for a third of the cost on the hottest path."""
-    key = (scope["route"].path, scope.get("root_path", ""))
-    counter = _click_requests.get(key)
-    if counter is None:
-        counter = _click_requests[key] = REQUESTS.labels("GET", route_template(scope), "302")
-    counter.inc()
-    _redirect_latency.observe(took)
-    (CLICKS_UNRECORDED if unrecorded else _human_clicks).inc()
     if time.monotonic() - _last_sync >= SYNC_EVERY:
-        sync(scope["app"].state.services)
+        app = scope.get("app")
+        sync(getattr(getattr(app, "state", None), "services", None))
 
 
 class Endpoint:
@@ -271,14 +255,7 @@ class Endpoint:
         await _send(send, 200, CONTENT_TYPE_LATEST.encode(), body)
 
     def _inside(self, scope: dict[str, Any]) -> bool:
-        peer = scope["client"][0] if scope.get("client") else None
-        forwarded = None
-        if self.trusted:
-            forwarded = next(
-                (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"),
-                None,
-            )
-        address = visitors.client_ip(peer, forwarded, self.trusted)
+        address = visitors.scope_ip(scope, self.trusted)
         try:
             ip = ipaddress.ip_address(address or "")
         except ValueError:

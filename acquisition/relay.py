@@ -188,6 +188,8 @@ def send(
     """POST the body; (status, "") on a 2xx, else (status or 0, what went wrong)."""
     address, refusal = vetted_address(url, private)
     if refusal:
+        # Nobody but the operator can fix this, and the row only waits: say so where they look.
+        log.warning("relay to %s not sent: %s", urlsplit(url).hostname, refusal)
         return 0, refusal
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({}),  # straight to the checked address, never via a proxy

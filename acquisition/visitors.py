@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from crawlerdetect import CrawlerDetect
 
@@ -86,6 +87,17 @@ def client_ip(
         if not _within(hop, trusted):
             return hop
     return hops[0] if hops else peer
+
+
+def scope_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str | None:
+    """`client_ip` of an ASGI request (its X-Forwarded-For is read only behind trusted proxies)."""
+    peer = scope["client"][0] if scope.get("client") else None
+    forwarded = None
+    if trusted:
+        forwarded = next(
+            (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"), None
+        )
+    return client_ip(peer, forwarded, trusted)
 
 
 def _within(address: str, networks: Sequence[Network]) -> bool:

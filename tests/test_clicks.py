@@ -43,6 +43,11 @@ def spool_file(tmp_path: Path, lines: list[bytes]) -> Path:
     return path
 
 
+def drain_whole(spool: ClickSpool, path: Path) -> int:
+    """Drain a spool file from its first byte to its last; the bytes consumed."""
+    return spool._drain_file(path, 0, path.stat().st_size)
+
+
 def stored(db: Database) -> list[Click]:
     with db.reader() as s:
         return list(s.scalars(select(Click).order_by(Click.id)))
@@ -58,7 +63,7 @@ def test_spooled_clicks_arrive_whole_and_exact(db: Database, tmp_path: Path) -> 
     reported: list[list[str]] = []
     spool = ClickSpool(tmp_path / "spool", db.engine, on_stored=reported.append)
     path = spool_file(tmp_path, lines)
-    assert spool._drain_file(path, 0, path.stat().st_size) == path.stat().st_size
+    assert drain_whole(spool, path) == path.stat().st_size
     human, bot = stored(db)
     assert human.at == datetime(2026, 11, 27, 5, 4, 3, 7, tzinfo=UTC)
     assert (human.user_agent, human.source, human.channel_id) == (
@@ -70,7 +75,7 @@ def test_spooled_clicks_arrive_whole_and_exact(db: Database, tmp_path: Path) -> 
     assert bot.at == datetime(2026, 11, 27, 5, 4, 3, tzinfo=UTC)  # no microseconds spelled out
     assert reported == [[human.ref, bot.ref]]
     # A replay (a restart after a crash mid-drain) adds nothing.
-    spool._drain_file(path, 0, path.stat().st_size)
+    drain_whole(spool, path)
     assert len(stored(db)) == 2
 
 
@@ -84,7 +89,7 @@ def test_a_torn_or_refused_line_is_skipped_and_the_rest_stored(
     torn = good[4][:40] + b"\n"  # a crash mid-write: never acknowledged
     path = spool_file(tmp_path, [good[0], refused, good[1], torn, good[2], good[3]])
     spool = ClickSpool(tmp_path / "spool", db.engine)
-    spool._drain_file(path, 0, path.stat().st_size)
+    drain_whole(spool, path)
     expected = [json.loads(item)[COLUMNS.index("ref")] for item in good[:4]]
     assert sorted(click.ref for click in stored(db)) == sorted(expected)
 
@@ -95,7 +100,7 @@ def test_an_unfinished_last_line_waits(db: Database, tmp_path: Path) -> None:
     first, second = line(link.id, channel.id), line(link.id, channel.id)
     path = spool_file(tmp_path, [first, second[:-10]])
     spool = ClickSpool(tmp_path / "spool", db.engine)
-    assert spool._drain_file(path, 0, path.stat().st_size) == len(first)
+    assert drain_whole(spool, path) == len(first)
     assert len(stored(db)) == 1
 
 
@@ -112,7 +117,7 @@ def test_clicks_drained_for_an_earlier_day_reach_that_days_rollup(
         rollups.refresh(s, now)  # the old day is past the refresher's own window from now on
     lines = [line(link.id, channel.id, at=(old + timedelta(hours=n)).isoformat()) for n in range(3)]
     path = spool_file(tmp_path, lines)
-    ClickSpool(tmp_path / "spool", db.engine)._drain_file(path, 0, path.stat().st_size)
+    drain_whole(ClickSpool(tmp_path / "spool", db.engine), path)
     with db.writer.begin() as s:
         done = rollups.refresh(s, now)
     assert done is not None and old.date() in done.days
@@ -121,7 +126,7 @@ def test_clicks_drained_for_an_earlier_day_reach_that_days_rollup(
         assert dashboard.funnel(s, day).clicks == 3
     # Today's clicks mark nothing: today is refreshed on every run anyway.
     path = spool_file(tmp_path, [line(link.id, channel.id, at=now.isoformat())])
-    ClickSpool(tmp_path / "spool", db.engine)._drain_file(path, 0, path.stat().st_size)
+    drain_whole(ClickSpool(tmp_path / "spool", db.engine), path)
     with db.reader() as s:
         assert s.scalar(select(func.count()).where(RollupDay.marked > RollupDay.done)) == 0
 

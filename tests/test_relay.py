@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -267,14 +268,16 @@ def test_a_webhook_reaches_the_bot_backend_byte_for_byte_with_its_secret_header(
     ],
 )
 def test_a_relay_url_into_the_services_own_network_is_refused_unless_allowed(
-    db: Database, listener: Listener, url: str
+    db: Database, listener: Listener, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A channel's relay_url is someone's input: by default the service posts only to public
     addresses, so it cannot be turned against its database, metadata endpoint or admin ports."""
     listener.up()
     channel = bot(db, "nosy_bot", url.format(port=listener.port))
     enqueue(db, channel, b"secret update")
-    relay.run_once(db, relay.Policy(base_delay=0, max_delay=0))
+    with caplog.at_level(logging.WARNING, logger="acquisition.relay"):
+        relay.run_once(db, relay.Policy(base_delay=0, max_delay=0))
+    assert "ACQUISITION_RELAY_PRIVATE_NETWORKS" in caplog.text  # the operator is told
     [item] = items(db)
     assert item.delivered_at is None and listener.received == []
     assert "not a public address" in (item.last_error or "")

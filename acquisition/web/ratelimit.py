@@ -62,14 +62,7 @@ class Blocklist:
 
     def address(self, scope: Scope) -> str:
         """A keyed hash of the client's address (behind trusted proxies: the forwarded one)."""
-        peer = scope["client"][0] if scope.get("client") else "-"
-        forwarded = None
-        if self.trusted:
-            forwarded = next(
-                (v.decode("latin-1") for n, v in scope["headers"] if n == b"x-forwarded-for"),
-                None,
-            )
-        ip = visitors.client_ip(peer, forwarded, self.trusted) or "-"
+        ip = visitors.scope_ip(scope, self.trusted) or "-"
         return hmac.new(self.secret, ip.encode(), hashlib.sha256).hexdigest()[:32]
 
     def until(self, address: str) -> float | None:

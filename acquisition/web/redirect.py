@@ -171,7 +171,7 @@ class ShortLinks:
             await send({"type": "http.response.start", "status": 302, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             took = time.perf_counter() - start
-            metrics.observe_click(scope, unrecorded, took)
+            metrics.observe(scope, 302, unrecorded, took)
             logs.access(scope, 302, 0, took, self.trusted)
         finally:
             logs.REQUEST_ID.reset(token)
@@ -191,17 +191,17 @@ def _match(scope: Scope) -> str | None:
 
 def _direct(
     target: links.Target, visit: Visit, visitor: visitors.Visitor, now: datetime
-) -> tuple[tuple[int, str, str, str], messengers.Messenger] | None:
+) -> tuple[int, str, str, str] | None:
     """The channel a plain 302 goes to, or None when the visit gets a page instead."""
     if visitor.kind != "human" or target.state(now) != "active":
         return None
     channel = _chosen(target, visit.query.get("c"))
     if channel is None:
         return None  # several channels and no choice yet: the chooser
-    adapter = messengers.get(channel[1])
-    if adapter.PHONE_ONLY and visitor.device == "desktop" and "open" not in visit.query:
+    phone_only = messengers.get(channel[1]).PHONE_ONLY
+    if phone_only and visitor.device == "desktop" and "open" not in visit.query:
         return None  # a phone-only messenger on a desktop: the scan page
-    return channel, adapter
+    return channel
 
 
 async def _click(
@@ -210,11 +210,11 @@ async def _click(
     target: links.Target,
     visit: Visit,
     visitor: visitors.Visitor,
-    direct: tuple[tuple[int, str, str, str], messengers.Messenger],
+    channel: tuple[int, str, str, str],
     now: datetime,
 ) -> list[tuple[bytes, bytes]]:
     """Record a person's click; the 302's headers (UNRECORDED last if it could not be)."""
-    (channel_id, messenger, handle, _name), _adapter = direct
+    channel_id, messenger, handle, _name = channel
     try:
         ref = await svc.clicks.record(_row(visit, svc, target, channel_id, visitor, now))
     except Unavailable:

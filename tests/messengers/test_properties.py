@@ -189,7 +189,7 @@ def test_without_a_ref_the_link_still_opens_the_chat_and_carries_no_placeholder(
         assert params["text"] == [text]
 
 
-@given(link_inputs(), st.sampled_from([None, "ZZZZZZZZZZZZ", "YYYYYYYYYYYY"]))
+@given(link_inputs(), st.sampled_from([None, *messengers._PROBES]))
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_the_redirects_cut_link_is_the_adapters_link_for_every_ref(
     case: tuple[Messenger, str, str, str | None], probe: str | None

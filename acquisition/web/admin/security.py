@@ -216,9 +216,7 @@ class LoginLimiter:
         return hmac.new(self.secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def address(self, request: Request) -> str:
-        peer = request.client.host if request.client else "-"
-        ip = visitors.client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted)
-        return ip or "-"
+        return visitors.scope_ip(request.scope, self.trusted) or "-"
 
     async def check(self, request: Request, email: str) -> Verdict:
         """Count this attempt against the address; refuse when either budget is spent."""
