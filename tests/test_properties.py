@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import string
+import time
+from collections import Counter
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
@@ -118,6 +120,25 @@ def test_a_ref_survives_case_dashes_and_crockford_misreading(data: st.DataObject
 def test_refs_are_unique_enough() -> None:
     made = [refs.make() for _ in range(50_000)]
     assert len(set(made)) == len(made)
+
+
+@given(st.integers(0, 2**20 - 2), st.integers(1, 2**20 - 1))
+def test_ref_stamps_sort_like_time_within_a_cycle(step: int, later: int) -> None:
+    """Refs of later clicks sort after earlier ones, so they land side by side in the index."""
+    later = min(step + later, 2**20 - 1)
+    assert refs.stamp(step) < refs.stamp(later)
+    assert len(refs.stamp(step)) == refs.STAMP and set(refs.stamp(step)) <= set(codes.ALPHABET)
+
+
+def test_a_ref_starts_with_the_stamp_of_its_moment() -> None:
+    before = int(time.time() * 16)
+    ref = refs.make()
+    after = int(time.time() * 16)
+    assert ref[: refs.STAMP] in {refs.stamp(before), refs.stamp(after)}
+    suffixes = {refs.make()[refs.STAMP :] for _ in range(2000)}
+    assert len(suffixes) == 2000  # the rest is random, not a counter or the clock
+    letters = Counter("".join(suffixes))
+    assert set(letters) == set(codes.ALPHABET)  # every letter turns up
 
 
 @given(st.text(max_size=40))
