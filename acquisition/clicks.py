@@ -25,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,14 +68,16 @@ class ClickSpool:
         self._synced = 0  # bytes covered by an fsync
         self._drained = 0  # bytes moved into the database
         self._fsyncing = False  # an fsync of the current file is under way (under the lock)
-        # Lines of clicks not yet written, and their redirects: the next group commit's.
+        # Lines of clicks not yet written, and their redirects: the next group commit's. The
+        # fsync thread takes them under this lock (the loop appends under it too).
+        self._group = threading.Condition(threading.Lock())
         self._pending: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._syncing = False
-        # fdatasync runs off the loop (it releases the GIL) so requests keep flowing meanwhile.
-        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="click-fsync")
+        self._idle = False  # the fsync thread waits for clicks (under `_group`)
+        self._waking = False  # a wake-up of the fsync thread is scheduled on the loop
         self._closing = False
         self._threads: list[threading.Thread] = []
+        self._syncer: threading.Thread | None = None
         self._sql = _insert_sql(engine.dialect.name)
 
     # life cycle ---------------------------------------------------------------------------------
@@ -85,6 +86,8 @@ class ClickSpool:
         self._loop = asyncio.get_running_loop()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fd, self._path = self._new_file()
+        self._syncer = threading.Thread(target=self._sync_forever, name="click-fsync", daemon=True)
+        self._syncer.start()
         thread = threading.Thread(target=self._drain_forever, name="click-drain", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -92,12 +95,14 @@ class ClickSpool:
     async def close(self) -> None:
         """Stop taking clicks, make sure every acknowledged one is synced, drain what we can."""
         self._closing = True
-        while self._syncing:
-            await asyncio.sleep(0.001)
-        self._syncer.shutdown()
+        with self._group:
+            self._group.notify()
+        loop = asyncio.get_running_loop()
+        if self._syncer is not None:  # it syncs what is pending, then stops
+            await loop.run_in_executor(None, self._syncer.join)
         with self._lock:
             self._lock.notify_all()
-        await asyncio.get_running_loop().run_in_executor(None, self._join)
+        await loop.run_in_executor(None, self._join)
 
     def _join(self) -> None:
         for thread in self._threads:
@@ -140,29 +145,55 @@ class ClickSpool:
         """Spool one click; return its ref once an fsync covers it."""
         if self._closing or self._loop is None:
             raise Unavailable("the service is shutting down")
-        self._pending.append(_encode([row[name] for name in COLUMNS]))
+        line = _encode([row[name] for name in COLUMNS])
         waiter = self._loop.create_future()
-        self._waiters.append(waiter)
-        # Group commit: while one write+fsync runs, every click that arrives meanwhile waits
-        # for the next one, which then covers them all. The first asks for it at the end of
-        # this loop iteration, so the clicks of the requests handled in the same iteration
-        # share it.
-        if not self._syncing:
-            self._syncing = True
-            self._loop.call_soon(self._start_sync)
+        with self._group:
+            self._pending.append(line)
+            self._waiters.append(waiter)
+            wake = self._idle and not self._waking
+            self._waking |= wake
+        # An idle fsync thread is woken at the end of this loop iteration, so that the clicks
+        # of the requests handled in the same iteration share its fsync.
+        if wake:
+            self._loop.call_soon(self._wake)
         await waiter
         return row["ref"]
 
-    def _start_sync(self) -> None:
-        """On the loop: hand the pending clicks to the fsync thread as one write."""
-        data, waiters = b"".join(self._pending), self._waiters
-        self._pending, self._waiters = [], []
-        self._syncer.submit(self._write_and_sync, data, waiters)
+    def _wake(self) -> None:
+        with self._group:
+            self._waking = False
+            self._group.notify()
 
-    def _write_and_sync(self, data: bytes, waiters: list[asyncio.Future[None]]) -> None:
-        """In the fsync thread: one write and one fdatasync for the group, one wake-up of the
-        loop. The syscalls leave the event loop's thread, which only appends to a list."""
+    def _sync_forever(self) -> None:
+        """The fsync thread: group commit. It takes every click that arrived while its previous
+        fsync ran, as one write and one fdatasync, then wakes their redirects.
+
+        It takes the next group itself, in the moment it holds the GIL anyway to report the
+        last one. A hand-over from the loop (an executor job per group) needed the GIL a second
+        time, which the busy loop gives up only when it idles: that cost the thread twice the
+        CPU per click (measured 10-11 us against 5-6 us) and split the clicks in flight into
+        smaller groups.
+        """
         assert self._loop is not None
+        while True:
+            with self._group:
+                while not self._pending and not self._closing:
+                    self._idle = True
+                    self._group.wait()
+                self._idle = False
+                data, waiters = b"".join(self._pending), self._waiters
+                self._pending, self._waiters = [], []
+            if not waiters:
+                return  # closing, and every acknowledged click is synced
+            try:
+                ok = self._write_and_sync(data)
+            except Exception:  # never leave a redirect waiting on a dead thread
+                log.exception("click spool sync failed")
+                ok = False
+            self._loop.call_soon_threadsafe(_release, waiters, ok)
+
+    def _write_and_sync(self, data: bytes) -> bool:
+        """One write and one fdatasync for a group; False if the disk refused it."""
         ok = True
         with self._lock:  # the file and its position change together (see _rotate)
             try:
@@ -190,20 +221,7 @@ class ClickSpool:
                 if ok:
                     self._synced = max(self._synced, end)
                     self._lock.notify_all()
-        self._loop.call_soon_threadsafe(self._synced_to, waiters, ok)
-
-    def _synced_to(self, waiters: list[asyncio.Future[None]], ok: bool) -> None:
-        """On the loop: release the group's redirects; start the next group if clicks wait."""
-        for waiter in waiters:
-            if not waiter.done():  # a cancelled request no longer waits
-                if ok:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(Unavailable("clicks cannot be stored right now"))
-        if self._pending:
-            self._loop.call_soon(self._start_sync)  # type: ignore[union-attr]
-        else:
-            self._syncing = False
+        return ok
 
     # into the database --------------------------------------------------------------------------
 
@@ -332,6 +350,16 @@ class ClickSpool:
                     return False
                 self._lock.wait(timeout=min(remaining, 0.05))
             return True
+
+
+def _release(waiters: list[asyncio.Future[None]], ok: bool) -> None:
+    """On the loop: let a synced group's redirects go out (a cancelled one no longer waits)."""
+    for waiter in waiters:
+        if not waiter.done():
+            if ok:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(Unavailable("clicks cannot be stored right now"))
 
 
 _REF = COLUMNS.index("ref")
