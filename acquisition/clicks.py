@@ -1,10 +1,11 @@
 """Durable click recording: a click is on disk before its redirect goes out.
 
-Each redirect encodes its click as one line and waits; one fsync thread appends the lines of
-every click that arrived while the previous fsync ran to this worker's spool file with one
-write and one fdatasync (group commit), and the 302s go out only after that. A drainer thread
-moves spooled clicks into the `clicks` table in large batches, idempotently (the ref is unique,
-replays insert nothing).
+Each redirect encodes its click as one line and waits. At the end of the loop iteration the
+lines of every click handled in it are appended to this worker's spool file with one write,
+and a small helper process (`spool_sync`) fdatasyncs the file; the 302s go out when it
+answers, and every group that waits when an fdatasync starts shares it (group commit). A
+drainer thread moves spooled clicks into the `clicks` table in large batches, idempotently
+(the ref is unique, replays insert nothing).
 
 Why not INSERT+COMMIT per click: a commit per click reached ~0.12x of a bare redirect, and a
 database commit on the hot path also means a database outage stops printed QR codes from
@@ -22,8 +23,11 @@ import fcntl
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -67,17 +71,16 @@ class ClickSpool:
         self._written = 0  # bytes appended
         self._synced = 0  # bytes covered by an fsync
         self._drained = 0  # bytes moved into the database
-        self._fsyncing = False  # an fsync of the current file is under way (under the lock)
-        # Lines of clicks not yet written, and their redirects: the next group commit's. The
-        # fsync thread takes them under this lock (the loop appends under it too).
-        self._group = threading.Condition(threading.Lock())
+        # Lines of clicks not yet written, and their redirects: the next group commit's.
         self._pending: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._idle = False  # the fsync thread waits for clicks (under `_group`)
-        self._waking = False  # a wake-up of the fsync thread is scheduled on the loop
+        self._syncing = False  # a group is being written and synced: later clicks wait for it
+        # The group handed to the fsync helper (one at a time): (its redirects, end position).
+        self._inflight: deque[tuple[list[asyncio.Future[None]], int]] = deque()
+        self._helper: subprocess.Popen[bytes] | None = None
+        self._helper_path: Path | None = None  # the file the helper syncs
         self._closing = False
         self._threads: list[threading.Thread] = []
-        self._syncer: threading.Thread | None = None
         self._sql = _insert_sql(engine.dialect.name)
 
     # life cycle ---------------------------------------------------------------------------------
@@ -86,8 +89,7 @@ class ClickSpool:
         self._loop = asyncio.get_running_loop()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fd, self._path = self._new_file()
-        self._syncer = threading.Thread(target=self._sync_forever, name="click-fsync", daemon=True)
-        self._syncer.start()
+        self._start_helper()
         thread = threading.Thread(target=self._drain_forever, name="click-drain", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -95,14 +97,12 @@ class ClickSpool:
     async def close(self) -> None:
         """Stop taking clicks, make sure every acknowledged one is synced, drain what we can."""
         self._closing = True
-        with self._group:
-            self._group.notify()
-        loop = asyncio.get_running_loop()
-        if self._syncer is not None:  # it syncs what is pending, then stops
-            await loop.run_in_executor(None, self._syncer.join)
+        while self._syncing:
+            await asyncio.sleep(0.001)
+        self._stop_helper()
         with self._lock:
             self._lock.notify_all()
-        await loop.run_in_executor(None, self._join)
+        await asyncio.get_running_loop().run_in_executor(None, self._join)
 
     def _join(self) -> None:
         for thread in self._threads:
@@ -130,7 +130,7 @@ class ClickSpool:
         """
         fd, path = self._new_file()
         with self._lock:
-            if self._drained == self._written and not self._fsyncing:
+            if self._drained == self._written:  # nothing waits for a sync of the old file
                 old_fd, old_path = self._fd, self._path
                 self._fd, self._path, self._base = fd, path, self._written
             else:
@@ -145,56 +145,25 @@ class ClickSpool:
         """Spool one click; return its ref once an fsync covers it."""
         if self._closing or self._loop is None:
             raise Unavailable("the service is shutting down")
-        line = _encode([row[name] for name in COLUMNS])
+        self._pending.append(_encode([row[name] for name in COLUMNS]))
         waiter = self._loop.create_future()
-        with self._group:
-            self._pending.append(line)
-            self._waiters.append(waiter)
-            wake = self._idle and not self._waking
-            self._waking |= wake
-        # An idle fsync thread is woken at the end of this loop iteration, so that the clicks
-        # of the requests handled in the same iteration share its fsync.
-        if wake:
-            self._loop.call_soon(self._wake)
+        self._waiters.append(waiter)
+        # Group commit: while one fdatasync runs, every click that arrives meanwhile waits for
+        # the next one, which then covers them all. The first asks for it at the end of this
+        # loop iteration, so the clicks of the requests handled in the same iteration share it.
+        if not self._syncing:
+            self._syncing = True
+            self._loop.call_soon(self._flush)
         await waiter
         return row["ref"]
 
-    def _wake(self) -> None:
-        with self._group:
-            self._waking = False
-            self._group.notify()
-
-    def _sync_forever(self) -> None:
-        """The fsync thread: group commit. It takes every click that arrived while its previous
-        fsync ran, as one write and one fdatasync, then wakes their redirects.
-
-        It takes the next group itself, in the moment it holds the GIL anyway to report the
-        last one. A hand-over from the loop (an executor job per group) needed the GIL a second
-        time, which the busy loop gives up only when it idles: that cost the thread twice the
-        CPU per click (measured 10-11 us against 5-6 us) and split the clicks in flight into
-        smaller groups.
-        """
-        assert self._loop is not None
-        while True:
-            with self._group:
-                while not self._pending and not self._closing:
-                    self._idle = True
-                    self._group.wait()
-                self._idle = False
-                data, waiters = b"".join(self._pending), self._waiters
-                self._pending, self._waiters = [], []
-            if not waiters:
-                return  # closing, and every acknowledged click is synced
-            try:
-                ok = self._write_and_sync(data)
-            except Exception:  # never leave a redirect waiting on a dead thread
-                log.exception("click spool sync failed")
-                ok = False
-            self._loop.call_soon_threadsafe(_release, waiters, ok)
-
-    def _write_and_sync(self, data: bytes) -> bool:
-        """One write and one fdatasync for a group; False if the disk refused it."""
-        ok = True
+    def _flush(self) -> None:
+        """On the loop: append the pending clicks with one write, ask the helper to sync them."""
+        if not self._pending:
+            self._syncing = False
+            return
+        data, waiters = b"".join(self._pending), self._waiters
+        self._pending, self._waiters = [], []
         with self._lock:  # the file and its position change together (see _rotate)
             try:
                 written = os.write(self._fd, data)
@@ -202,26 +171,91 @@ class ClickSpool:
                     raise OSError(errno.ENOSPC, "short write")
             except OSError as error:
                 log.error("click spool write failed: %s", error)
-                ok = False
                 # No torn line may stay to swallow the next group's first line.
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, self._written - self._base)
-            else:
-                self._written += written
-                self._fsyncing = True
-            fd, end = self._fd, self._written
-        if ok:
-            try:
-                os.fdatasync(fd)
-            except OSError as error:
-                log.error("click spool fsync failed: %s", error)
-                ok = False
+                _release(waiters, False)
+                self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+                return
+            self._written += written
+            path, end = self._path, self._written
+        try:
+            helper = self._helper or self._start_helper()
+            assert helper.stdin is not None
+            command = b"S"
+            if path != self._helper_path:
+                command = b"F" + os.fsencode(path or "") + b"\n" + command
+                self._helper_path = path
+            os.write(helper.stdin.fileno(), command)
+        except OSError as error:  # the helper is gone: a new one syncs from the next group on
+            log.error("click spool fsync helper failed: %s", error)
+            self._helper_lost()
+            _release(waiters, False)
+            self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+            return
+        self._inflight.append((waiters, end))
+
+    def _on_synced(self) -> None:
+        """On the loop, when the helper answers: release the synced groups' redirects."""
+        assert self._helper is not None and self._helper.stdout is not None
+        try:
+            answers = os.read(self._helper.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return
+        if not answers:
+            log.error("click spool fsync helper exited (%s)", self._helper.poll())
+            self._helper_lost()
+            self._flush()
+            return
+        synced = None
+        for answer in answers:
+            waiters, end = self._inflight.popleft()
+            ok = answer == ord("1")
+            if not ok:
+                log.error("click spool fsync failed")
+            _release(waiters, ok)
+            if ok:
+                synced = end
+        if synced is not None:
             with self._lock:
-                self._fsyncing = False
-                if ok:
-                    self._synced = max(self._synced, end)
-                    self._lock.notify_all()
-        return ok
+                self._synced = max(self._synced, synced)
+                self._lock.notify_all()
+        self._flush()  # the clicks that came in meanwhile, if any
+
+    def _start_helper(self) -> subprocess.Popen[bytes]:
+        assert self._loop is not None
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "acquisition.spool_sync"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        assert helper.stdout is not None
+        os.set_blocking(helper.stdout.fileno(), False)
+        self._loop.add_reader(helper.stdout.fileno(), self._on_synced)
+        self._helper, self._helper_path = helper, None
+        return helper
+
+    def _helper_lost(self) -> None:
+        """The helper died: its unanswered groups count as not stored (their people reach the
+        chat without a ref); the next group starts a new helper."""
+        self._stop_helper()
+        while self._inflight:
+            _release(self._inflight.popleft()[0], False)
+
+    def _stop_helper(self) -> None:
+        helper, self._helper = self._helper, None
+        if helper is None:
+            return
+        assert helper.stdin is not None and helper.stdout is not None and self._loop is not None
+        self._loop.remove_reader(helper.stdout.fileno())
+        helper.stdin.close()  # its end of input: it exits
+        helper.stdout.close()
+        try:
+            helper.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
 
     # into the database --------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ blocks the others, refs reported for late starts)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy import func, select
 from acquisition import dashboard, refs, rollups
 from acquisition.clicks import COLUMNS, ClickSpool, _earlier_days
 from acquisition.db import Database
+from acquisition.errors import Unavailable
 from acquisition.models import Click, RollupDay
 from tests.factories import make_channel, make_link
 
@@ -138,3 +141,60 @@ def test_the_days_of_a_chunk_are_bounded_by_its_first_and_last_click() -> None:
     assert _earlier_days(chunk) == [(today - timedelta(days=n)).date() for n in (4, 3, 2, 1)]
     assert _earlier_days(chunk[-1:]) == []
     assert _earlier_days([line(1, 1, at="garbled")]) == []
+
+
+def click_row(link_id: int, channel_id: int) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row.update(
+        link_id=link_id,
+        channel_id=channel_id,
+        ref=refs.make(),
+        at=datetime.now(UTC),
+        visitor="human",
+        device="mobile",
+        via="link",
+        link_version=1,
+    )
+    return row
+
+
+def test_the_fsync_helper_outlives_a_stop_signal_and_a_lost_one_is_replaced(
+    db: Database, tmp_path: Path
+) -> None:
+    """The helper that fdatasyncs the spool ignores SIGTERM (a stop signal reaches the whole
+    process group while the worker still answers its last clicks); if it dies anyway, the
+    clicks it never confirmed are refused, not acknowledged, and the next one is synced by a
+    new helper. Every acknowledged click is stored."""
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+
+    async def scenario() -> tuple[list[str], int]:
+        spool = ClickSpool(tmp_path / "spool", db.engine)
+        spool.start()
+        acknowledged = [await spool.record(click_row(link.id, channel.id))]
+        helper = spool._helper
+        assert helper is not None
+        helper.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        assert helper.poll() is None
+        acknowledged.append(await spool.record(click_row(link.id, channel.id)))
+        helper.kill()
+        helper.wait()
+        refused = 0
+        for _ in range(3):
+            try:
+                acknowledged.append(await spool.record(click_row(link.id, channel.id)))
+            except Unavailable:
+                refused += 1
+        assert spool._helper is not None and spool._helper is not helper
+        last = await spool.record(click_row(link.id, channel.id))
+        acknowledged.append(last)
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, spool.wait_drained)
+        await spool.close()
+        return acknowledged, refused
+
+    acknowledged, refused = asyncio.run(scenario())
+    assert refused <= 1  # at most the group the dead helper was asked to sync
+    assert set(acknowledged) <= {click.ref for click in stored(db)}
+    assert len(acknowledged) >= 5
