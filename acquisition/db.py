@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from acquisition.config import Settings
 
-ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+# Installed, the migrations are inside the package; in a source checkout (editable install),
+# at the top level.
+ALEMBIC_DIR = next(
+    path
+    for path in (
+        Path(__file__).resolve().parent / "_alembic",
+        Path(__file__).resolve().parent.parent / "alembic",
+    )
+    if (path / "env.py").is_file()
+)
 
 
 @dataclass(frozen=True)

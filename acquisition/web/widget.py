@@ -34,7 +34,15 @@ from acquisition.web import problems
 from acquisition.web.api import read, write
 from acquisition.web.redirect import services
 
-SOURCE = Path(__file__).resolve().parent.parent.parent / "widgets"
+# Installed, the widget's sources are inside the package; in a source checkout, at the top level.
+SOURCE = next(
+    path
+    for path in (
+        Path(__file__).resolve().parent.parent / "_widgets",
+        Path(__file__).resolve().parent.parent.parent / "widgets",
+    )
+    if (path / "widget.js").is_file()
+)
 SCRIPT_TYPE = "text/javascript; charset=utf-8"
 # The snippet's URL never changes, so the script cannot be cached as immutable: browsers keep it
 # five minutes, then revalidate in the background (ETag) while still using their copy for a day.
