@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +13,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from acquisition import fields, messengers
+from acquisition import fields, messengers, relay
+from acquisition.config import Network
 from acquisition.errors import Conflict, Invalid, NotFound
 from acquisition.models import Channel
 
@@ -28,7 +31,12 @@ class ChannelSpec:
     welcome_text: str | None
 
 
-def parse(data: object, *, partial: bool = False) -> ChannelSpec:
+def parse(
+    data: object, *, partial: bool = False, relay_networks: tuple[Network, ...] | None = None
+) -> ChannelSpec:
+    """A channel from the API's or a form's data. `relay_networks`: the private networks a
+    relay_url may point at (the service's setting); None leaves that to the relay's own check
+    before each send (scripts and tests)."""
     body = fields.obj(data)
     problems = fields.Problems()
     fields.unknown_keys(
@@ -45,11 +53,11 @@ def parse(data: object, *, partial: bool = False) -> ChannelSpec:
         handle = problems.take(adapter.normalize_handle, raw) if raw else None
     label = problems.take(fields.text, body, "name", max_length=100) or handle or ""
     creds = problems.take(_credentials, body.get("credentials"), adapter) or {}
-    relay = problems.take(_relay_url, body.get("relay_url"))
+    relay_url = problems.take(_relay_url, body.get("relay_url"), relay_networks)
     welcome = problems.take(fields.text, body, "welcome_text", max_length=1000, multiline=True)
     problems.check()
     assert adapter is not None and handle is not None
-    return ChannelSpec(adapter.NAME, handle, label, creds, relay, welcome)
+    return ChannelSpec(adapter.NAME, handle, label, creds, relay_url, welcome)
 
 
 def _credentials(value: object, adapter: messengers.Messenger | None) -> dict[str, str]:
@@ -76,7 +84,7 @@ def _credentials(value: object, adapter: messengers.Messenger | None) -> dict[st
     return result
 
 
-def _relay_url(value: object) -> str | None:
+def _relay_url(value: object, allowed: tuple[Network, ...] | None) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 500:
@@ -84,6 +92,13 @@ def _relay_url(value: object) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("must be an http(s) URL such as https://bot.example.com/hook", "relay_url")
+    if allowed is not None:
+        # An address written out (or localhost) is refused now rather than at the first
+        # relay; a name is resolved and checked before every send (it can change meanwhile).
+        host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
+        with contextlib.suppress(ValueError):
+            if why := relay.refused(ipaddress.ip_address(host), allowed):
+                raise Invalid(f"points at {why}", field="relay_url")
     return value
 
 
@@ -109,7 +124,12 @@ def create(session: Session, spec: ChannelSpec) -> Channel:
     return channel
 
 
-def update(session: Session, channel: Channel, data: object) -> Channel:
+def update(
+    session: Session,
+    channel: Channel,
+    data: object,
+    relay_networks: tuple[Network, ...] | None = None,
+) -> Channel:
     """Change name, credentials, relay or welcome text; the messenger and handle stay."""
     body = fields.obj(data)
     problems = fields.Problems()
@@ -120,7 +140,7 @@ def update(session: Session, channel: Channel, data: object) -> Channel:
     if "credentials" in body:
         creds = problems.take(_credentials, body["credentials"], adapter)
     if "relay_url" in body:
-        relay = problems.take(_relay_url, body["relay_url"])
+        relay_url = problems.take(_relay_url, body["relay_url"], relay_networks)
     if "welcome_text" in body:
         welcome = problems.take(fields.text, body, "welcome_text", max_length=1000, multiline=True)
     problems.check()
@@ -129,7 +149,7 @@ def update(session: Session, channel: Channel, data: object) -> Channel:
     if "credentials" in body and creds is not None:
         channel.credentials = {**channel.credentials, **creds}
     if "relay_url" in body:
-        channel.relay_url = relay
+        channel.relay_url = relay_url
     if "welcome_text" in body:
         channel.welcome_text = welcome
     session.flush()

@@ -225,19 +225,29 @@ def vetted_address(url: str, private: tuple[Network, ...] = ()) -> tuple[str, st
     addresses = []
     for *_, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not (address.is_global and not address.is_multicast) and not any(
-            address in network for network in private
-        ):
-            return "", (
-                f"relay_url host resolves to {address}, which is not a public address; "
-                "allow its network with ACQUISITION_RELAY_PRIVATE_NETWORKS"
-            )
+        if refusal := refused(address, private):
+            return "", f"relay_url host resolves to {refusal}"
         addresses.append(str(address))
     if not addresses:
         return "", "relay_url host has no address"
     return addresses[0], ""
+
+
+def refused(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, private: tuple[Network, ...]
+) -> str:
+    """Why a relay may not post to this address ("" if it may): it must be public, or inside a
+    network the operator allowed."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if (address.is_global and not address.is_multicast) or any(
+        address in network for network in private
+    ):
+        return ""
+    return (
+        f"{address}, which is not a public address; "
+        "allow its network with ACQUISITION_RELAY_PRIVATE_NETWORKS"
+    )
 
 
 def settle(session: Session, item: RelayItem, status: int, error: str, policy: Policy) -> None:

@@ -109,9 +109,10 @@ def _cursor(request: Request) -> int | None:
 
 async def create_channel(request: Request) -> Response:
     base = services(request).settings.base_url
+    networks = services(request).settings.relay_private_networks
 
     def work(session: Session, body: Any) -> dict[str, Any]:
-        channel = channels.create(session, channels.parse(body))
+        channel = channels.create(session, channels.parse(body, relay_networks=networks))
         return channels.public(channel, base, reveal=True)
 
     result = await write(request, work)
@@ -137,9 +138,10 @@ async def get_channel(request: Request) -> Response:
 async def update_channel(request: Request) -> Response:
     channel_id = _path_id(request)
     base = services(request).settings.base_url
+    networks = services(request).settings.relay_private_networks
 
     def work(session: Session, body: Any) -> dict[str, Any]:
-        channel = channels.update(session, channels.get(session, channel_id), body)
+        channel = channels.update(session, channels.get(session, channel_id), body, networks)
         return channels.public(channel, base)
 
     return JSONResponse(await write(request, work))

@@ -120,3 +120,38 @@ def test_a_channel_without_credentials_is_not_ready_for_webhooks(api: TestClient
     )
     assert r.status_code == 200
     assert r.json()["webhook"]["ready"] is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "http://10.0.0.7:8080/hook",
+        "https://[::1]/hook",
+        "http://0.0.0.0/hook",
+        "http://[::ffff:192.168.1.5]/hook",
+    ],
+)
+def test_a_relay_url_written_as_a_private_address_is_refused_when_saved(
+    api: TestClient, db: Database, url: str
+) -> None:
+    """Caught at once, with what to do about it, rather than found later in the relay's log.
+    (The test settings allow 127.0.0.0/8, the way an operator allows a bot beside the service.)"""
+    r = api.post(
+        "/api/v1/channels", json={"messenger": "telegram", "handle": "shop_bot", "relay_url": url}
+    )
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["errors"]
+    assert error["field"] == "relay_url"
+    assert "ACQUISITION_RELAY_PRIVATE_NETWORKS" in error["message"]
+    assert count(db, Channel) == 0
+    created = api.post(
+        "/api/v1/channels",
+        json={"messenger": "telegram", "handle": "shop_bot", "relay_url": "http://127.0.0.1/h"},
+    )
+    assert created.status_code == 201, created.text  # inside the allowed network
+    path = f"/api/v1/channels/{created.json()['id']}"
+    assert api.patch(path, json={"relay_url": url}).status_code == 422
+    assert api.get(path).json()["relay_url"] == "http://127.0.0.1/h"
+    for fine in ("https://93.184.216.34/hook", "https://bot.example.com/hook"):
+        assert api.patch(path, json={"relay_url": fine}).status_code == 200  # names: at send

@@ -203,9 +203,12 @@ async def create(request: Request, user: User) -> Response:
         + [f"credentials.{k}" for k in adapter.CREDENTIALS],
     )
     base = request.app.state.services.settings.base_url
+    networks = request.app.state.services.settings.relay_private_networks
 
     def work(session: Session) -> dict[str, Any]:
-        channel = channels.create(session, channels.parse(_spec_data(form_data, adapter)))
+        channel = channels.create(
+            session, channels.parse(_spec_data(form_data, adapter), relay_networks=networks)
+        )
         return channels.public(channel, base, reveal=True)
 
     try:
@@ -273,6 +276,7 @@ async def detail(request: Request, user: User) -> Response:
 async def update(request: Request, user: User) -> Response:
     """Change the name, relay, welcome text, or replace credentials (blank keeps them)."""
     base = request.app.state.services.settings.base_url
+    networks = request.app.state.services.settings.relay_private_networks
     channel_id = _path_id(request)
     form_data = await pages.read_form(request)
     changes: dict[str, Any] = {
@@ -289,7 +293,7 @@ async def update(request: Request, user: User) -> Response:
         changes["credentials"] = credentials
 
     def work(session: Session) -> dict[str, Any]:
-        channel = channels.update(session, channels.get(session, channel_id), changes)
+        channel = channels.update(session, channels.get(session, channel_id), changes, networks)
         return channels.public(channel, base, reveal=bool(credentials))
 
     try:
