@@ -184,7 +184,7 @@ class ClickSpool:
             assert helper.stdin is not None
             command = b"S"
             if path != self._helper_path:
-                command = b"F" + os.fsencode(path or "") + b"\n" + command
+                command = b"F" + os.fsencode(path or "") + b"\0" + command
                 self._helper_path = path
             os.write(helper.stdin.fileno(), command)
         except OSError as error:  # the helper is gone: a new one syncs from the next group on

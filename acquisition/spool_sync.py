@@ -2,16 +2,16 @@
 on request, so that waiting for the disk never needs the worker's GIL.
 
 Run by `ClickSpool` as `python -m acquisition.spool_sync`. It reads commands from stdin: `F`,
-a file path and a newline (sync this file from now on), or `S` (sync it). It answers each `S`
-with one byte on stdout, `1` once an fdatasync covering everything written before the `S`
-returned, `0` if it failed; every `S` that is waiting when it starts an fdatasync shares that
-one. It ends when stdin closes, so it never outlives its worker, and ignores stop signals,
-which reach it with its worker's (see the end).
+a file path and a NUL byte (no path holds one): sync this file from now on; or `S`: sync it.
+It answers each `S` with one byte on stdout, `1` once an fdatasync covering everything written
+before the `S` returned, `0` if it failed; every `S` that is waiting when it starts an
+fdatasync shares that one. It ends when stdin closes, so it never outlives its worker, and it
+ignores stop signals, which reach it with its worker's (see the end).
 
 Why a process: with an fsync thread, the thread needed the GIL to learn that clicks wait and
 again to report the fsync done, and a busy event loop gives the GIL up only when it idles, so
-each group commit left the loop idle for a while (measured: 82-88 % busy under keep-alive load;
-with this helper and nothing else changed, 88-98 %, and 15 % more redirects per second).
+each group commit left the loop idle for a while. Measured under keep-alive load: the loop
+82 % -> 89 % busy, 60 -> 53 us of its CPU per click.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def serve(commands: int, answers: int) -> None:
                 waiting += 1
                 buffer = buffer[1:]
                 continue
-            end = buffer.find(b"\n")
+            end = buffer.find(b"\0")
             if end < 0:
                 break  # the rest of a path is still on its way
             if waiting:  # the previous file's syncs first
