@@ -38,7 +38,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
 from sqlalchemy.orm import Session
 
-from acquisition import rollups
+from acquisition import rollups, spool_sync
 from acquisition.errors import Unavailable
 from acquisition.models import Click
 
@@ -225,7 +225,9 @@ class ClickSpool:
     def _start_helper(self) -> subprocess.Popen[bytes]:
         assert self._loop is not None
         helper = subprocess.Popen(
-            [sys.executable, "-m", "acquisition.spool_sync"],
+            # Run by path, isolated: it needs only the standard library, so it starts even
+            # where the worker found this package through its own sys.path.
+            [sys.executable, "-I", spool_sync.__file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=0,

@@ -1,12 +1,13 @@
 """The spool's fsync helper: a tiny process next to each worker that fdatasyncs its click spool
 on request, so that waiting for the disk never needs the worker's GIL.
 
-Run by `ClickSpool` as `python -m acquisition.spool_sync`. It reads commands from stdin: `F`,
-a file path and a NUL byte (no path holds one): sync this file from now on; or `S`: sync it.
-It answers each `S` with one byte on stdout, `1` once an fdatasync covering everything written
-before the `S` returned, `0` if it failed; every `S` that is waiting when it starts an
-fdatasync shares that one. It ends when stdin closes, so it never outlives its worker, and it
-ignores stop signals, which reach it with its worker's (see the end).
+Run by `ClickSpool` as `python -I .../spool_sync.py` (it needs the standard library only).
+It reads commands from stdin: `F`, a file path and a NUL byte (no path holds one): sync this
+file from now on; or `S`: sync it. It answers each `S` with one byte on stdout, `1` once an
+fdatasync covering everything written before the `S` returned, `0` if it failed; every `S`
+that is waiting when it starts an fdatasync shares that one. It ends when stdin closes, so it
+never outlives its worker, and it ignores stop signals, which reach it with its worker's (see
+the end).
 
 Why a process: with an fsync thread, the thread needed the GIL to learn that clicks wait and
 again to report the fsync done, and a busy event loop gives the GIL up only when it idles, so

@@ -30,7 +30,9 @@ db.dispose()
 tables = {row[0] for row in sqlite3.connect(sys.argv[2]).execute("SELECT name FROM sqlite_master")}
 assert {"links", "clicks", "widgets", "alembic_version"} <= tables, tables
 assert "__ACQUISITION_CONFIG__" not in widget.template().head
-helper = subprocess.run([sys.executable, "-m", "acquisition.spool_sync"], input=b"",
+from acquisition import spool_sync
+assert Path(spool_sync.__file__).is_relative_to(site)
+helper = subprocess.run([sys.executable, "-I", spool_sync.__file__], input=b"",
                         capture_output=True, timeout=30)
 assert helper.returncode == 0, helper.stderr
 print("installed package works")
