@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import secrets
 from collections.abc import Mapping, Sequence
@@ -92,14 +91,25 @@ def _relay_url(value: object, allowed: tuple[Network, ...] | None) -> str | None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("must be an http(s) URL such as https://bot.example.com/hook", "relay_url")
-    if allowed is not None:
-        # An address written out (or localhost) is refused now rather than at the first
-        # relay; a name is resolved and checked before every send (it can change meanwhile).
-        host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
-        with contextlib.suppress(ValueError):
-            if why := relay.refused(ipaddress.ip_address(host), allowed):
-                raise Invalid(f"points at {why}", field="relay_url")
+    if allowed is not None and _fixed_host(parts.hostname):
+        # An address written out (or localhost) is checked now, as the relay will check it,
+        # rather than at the first relay; a name is resolved and checked before every send,
+        # since what it points at can change.
+        _address, refusal = relay.vetted_address(value, allowed)
+        if refusal:
+            raise Invalid(refusal, field="relay_url")
     return value
+
+
+def _fixed_host(host: str) -> bool:
+    """An IP address, or localhost: what it reaches does not depend on anybody's DNS."""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def create(session: Session, spec: ChannelSpec) -> Channel:

@@ -27,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -75,10 +74,9 @@ class ClickSpool:
         self._pending: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._syncing = False  # a group is being written and synced: later clicks wait for it
-        # The group handed to the fsync helper (one at a time): (its redirects, end position).
-        self._inflight: deque[tuple[list[asyncio.Future[None]], int]] = deque()
+        # The group the fsync helper is syncing (one at a time): (its redirects, end position).
+        self._inflight: tuple[list[asyncio.Future[None]], int] | None = None
         self._helper: subprocess.Popen[bytes] | None = None
-        self._helper_path: Path | None = None  # the file the helper syncs
         self._closing = False
         self._threads: list[threading.Thread] = []
         self._sql = _insert_sql(engine.dialect.name)
@@ -164,62 +162,65 @@ class ClickSpool:
             return
         data, waiters = b"".join(self._pending), self._waiters
         self._pending, self._waiters = [], []
+        try:
+            path, end = self._append(data)
+        except OSError as error:
+            log.error("click spool write failed: %s", error)
+            self._refuse(waiters)
+            return
+        try:
+            helper = self._helper or self._start_helper()
+            assert helper.stdin is not None
+            os.write(helper.stdin.fileno(), os.fsencode(path) + b"\0")
+        except OSError as error:  # the helper is gone: a new one syncs from the next group on
+            log.error("click spool fsync helper failed: %s", error)
+            self._helper_lost()
+            self._refuse(waiters)
+            return
+        self._inflight = (waiters, end)
+
+    def _refuse(self, waiters: list[asyncio.Future[None]]) -> None:
+        """These clicks are not stored: their people reach the chat without a ref."""
+        assert self._loop is not None
+        _release(waiters, False)
+        self._loop.call_soon(self._flush)  # the clicks that came in meanwhile, if any
+
+    def _append(self, data: bytes) -> tuple[Path, int]:
+        """Write a group to the spool file; (the file, the position after it)."""
         with self._lock:  # the file and its position change together (see _rotate)
             try:
                 written = os.write(self._fd, data)
                 if written != len(data):
                     raise OSError(errno.ENOSPC, "short write")
-            except OSError as error:
-                log.error("click spool write failed: %s", error)
+            except OSError:
                 # No torn line may stay to swallow the next group's first line.
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, self._written - self._base)
-                _release(waiters, False)
-                self._loop.call_soon(self._flush)  # type: ignore[union-attr]
-                return
+                raise
             self._written += written
-            path, end = self._path, self._written
-        try:
-            helper = self._helper or self._start_helper()
-            assert helper.stdin is not None
-            command = b"S"
-            if path != self._helper_path:
-                command = b"F" + os.fsencode(path or "") + b"\0" + command
-                self._helper_path = path
-            os.write(helper.stdin.fileno(), command)
-        except OSError as error:  # the helper is gone: a new one syncs from the next group on
-            log.error("click spool fsync helper failed: %s", error)
-            self._helper_lost()
-            _release(waiters, False)
-            self._loop.call_soon(self._flush)  # type: ignore[union-attr]
-            return
-        self._inflight.append((waiters, end))
+            assert self._path is not None
+            return self._path, self._written
 
     def _on_synced(self) -> None:
-        """On the loop, when the helper answers: release the synced groups' redirects."""
+        """On the loop, when the helper answers: release the synced group's redirects."""
         assert self._helper is not None and self._helper.stdout is not None
         try:
-            answers = os.read(self._helper.stdout.fileno(), 65536)
+            answer = os.read(self._helper.stdout.fileno(), 1)
         except BlockingIOError:
             return
-        if not answers:
+        if not answer or self._inflight is None:
             log.error("click spool fsync helper exited (%s)", self._helper.poll())
             self._helper_lost()
-            self._flush()
-            return
-        synced = None
-        for answer in answers:
-            waiters, end = self._inflight.popleft()
-            ok = answer == ord("1")
-            if not ok:
+        else:
+            (waiters, end), self._inflight = self._inflight, None
+            ok = answer == b"1"
+            if ok:
+                with self._lock:
+                    self._synced = max(self._synced, end)
+                    self._lock.notify_all()
+            else:
                 log.error("click spool fsync failed")
             _release(waiters, ok)
-            if ok:
-                synced = end
-        if synced is not None:
-            with self._lock:
-                self._synced = max(self._synced, synced)
-                self._lock.notify_all()
         self._flush()  # the clicks that came in meanwhile, if any
 
     def _start_helper(self) -> subprocess.Popen[bytes]:
@@ -235,15 +236,16 @@ class ClickSpool:
         assert helper.stdout is not None
         os.set_blocking(helper.stdout.fileno(), False)
         self._loop.add_reader(helper.stdout.fileno(), self._on_synced)
-        self._helper, self._helper_path = helper, None
+        self._helper = helper
         return helper
 
     def _helper_lost(self) -> None:
-        """The helper died: its unanswered groups count as not stored (their people reach the
-        chat without a ref); the next group starts a new helper."""
+        """The helper died: the group it did not answer counts as not stored (its people reach
+        the chat without a ref); the next group starts a new helper."""
         self._stop_helper()
-        while self._inflight:
-            _release(self._inflight.popleft()[0], False)
+        if self._inflight is not None:
+            _release(self._inflight[0], False)
+            self._inflight = None
 
     def _stop_helper(self) -> None:
         helper, self._helper = self._helper, None

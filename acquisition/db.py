@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from acquisition import bundled
 from acquisition.config import Settings
 
-# Installed, the migrations are inside the package; in a source checkout (editable install),
-# at the top level.
-ALEMBIC_DIR = next(
-    path
-    for path in (
-        Path(__file__).resolve().parent / "_alembic",
-        Path(__file__).resolve().parent.parent / "alembic",
-    )
-    if (path / "env.py").is_file()
-)
+ALEMBIC_DIR = bundled("alembic", "env.py")
 
 
 @dataclass(frozen=True)

@@ -213,9 +213,10 @@ def vetted_address(url: str, private: tuple[Network, ...] = ()) -> tuple[str, st
     """The address to post to, or why the URL's host may not be posted to: each address its
     name resolves to must be public, or inside a network the operator allowed.
 
-    Checked before every send, not when the URL is saved (a name can point elsewhere later),
-    and the connection then goes to the checked address, so a name that changes in between
-    (DNS rebinding) cannot smuggle the request into the service's own network."""
+    Checked before every send, since a name can point elsewhere later (a URL that spells out
+    an address is also checked when it is saved), and the connection then goes to the checked
+    address, so a name that changes in between (DNS rebinding) cannot smuggle the request into
+    the service's own network."""
     parts = urlsplit(url)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -225,29 +226,19 @@ def vetted_address(url: str, private: tuple[Network, ...] = ()) -> tuple[str, st
     addresses = []
     for *_, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if refusal := refused(address, private):
-            return "", f"relay_url host resolves to {refusal}"
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not (address.is_global and not address.is_multicast) and not any(
+            address in network for network in private
+        ):
+            return "", (
+                f"relay_url host resolves to {address}, which is not a public address; "
+                "allow its network with ACQUISITION_RELAY_PRIVATE_NETWORKS"
+            )
         addresses.append(str(address))
     if not addresses:
         return "", "relay_url host has no address"
     return addresses[0], ""
-
-
-def refused(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, private: tuple[Network, ...]
-) -> str:
-    """Why a relay may not post to this address ("" if it may): it must be public, or inside a
-    network the operator allowed."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if (address.is_global and not address.is_multicast) or any(
-        address in network for network in private
-    ):
-        return ""
-    return (
-        f"{address}, which is not a public address; "
-        "allow its network with ACQUISITION_RELAY_PRIVATE_NETWORKS"
-    )
 
 
 def settle(session: Session, item: RelayItem, status: int, error: str, policy: Policy) -> None:

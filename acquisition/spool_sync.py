@@ -2,12 +2,10 @@
 on request, so that waiting for the disk never needs the worker's GIL.
 
 Run by `ClickSpool` as `python -I .../spool_sync.py` (it needs the standard library only).
-It reads commands from stdin: `F`, a file path and a NUL byte (no path holds one): sync this
-file from now on; or `S`: sync it. It answers each `S` with one byte on stdout, `1` once an
-fdatasync covering everything written before the `S` returned, `0` if it failed; every `S`
-that is waiting when it starts an fdatasync shares that one. It ends when stdin closes, so it
-never outlives its worker, and it ignores stop signals, which reach it with its worker's (see
-the end).
+Each request on stdin is a file's path ended by a NUL byte (no path holds one): sync that file.
+The answer on stdout is one byte, `1` once an fdatasync covering everything written to the file
+before the request returned, `0` if it failed. It ends when stdin closes, so it never outlives
+its worker, and it ignores stop signals, which reach it with its worker's (see the end).
 
 Why a process: with an fsync thread, the thread needed the GIL to learn that clicks wait and
 again to report the fsync done, and a busy event loop gives the GIL up only when it idles, so
@@ -22,32 +20,16 @@ import signal
 import sys
 
 
-def serve(commands: int, answers: int) -> None:
-    fd = -1
-    buffer = b""
-    while chunk := os.read(commands, 65536):
-        buffer += chunk
-        replies: list[bytes] = []
-        waiting = 0
-        while buffer:
-            if buffer[:1] == b"S":
-                waiting += 1
-                buffer = buffer[1:]
-                continue
-            end = buffer.find(b"\0")
-            if end < 0:
-                break  # the rest of a path is still on its way
-            if waiting:  # the previous file's syncs first
-                replies.append(_sync(fd, waiting))
-                waiting = 0
-            if fd >= 0:
-                os.close(fd)
-            fd = _open(buffer[1:end])
-            buffer = buffer[end + 1 :]
-        if waiting:
-            replies.append(_sync(fd, waiting))
-        if replies:
-            os.write(answers, b"".join(replies))
+def serve(requests: int, answers: int) -> None:
+    fd, current, rest = -1, b"", b""
+    while chunk := os.read(requests, 65536):
+        *paths, rest = (rest + chunk).split(b"\0")
+        for path in paths:
+            if path != current:  # the worker started a new spool file
+                if fd >= 0:
+                    os.close(fd)
+                fd, current = _open(path), path
+            os.write(answers, _sync(fd))
 
 
 def _open(path: bytes) -> int:
@@ -57,12 +39,12 @@ def _open(path: bytes) -> int:
         return -1  # its syncs fail: the clicks are refused, not acknowledged
 
 
-def _sync(fd: int, count: int) -> bytes:
+def _sync(fd: int) -> bytes:
     try:
         os.fdatasync(fd)
     except OSError:
-        return b"0" * count
-    return b"1" * count
+        return b"0"
+    return b"1"
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ def create_app(
 
 def create_app_from_env() -> Starlette:
     """The uvicorn factory used by `acquisition serve` (each worker builds its own app)."""
-    # The click fsync and drain threads need the GIL only briefly, but by default a busy event
-    # loop keeps it for up to 5 ms before handing over: that wait would sit on every redirect.
+    # The click drainer (and the relay and rollup threads) run Python between their database
+    # calls; by default a thread keeps the GIL for up to 5 ms before handing it over, a wait
+    # that would sit on every redirect in flight.
     sys.setswitchinterval(0.0005)
     return create_app(Settings.from_env(), freeze_heap=True)

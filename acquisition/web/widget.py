@@ -14,7 +14,6 @@ import json
 import time
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from acquisition import qr, widget_events, widgets
+from acquisition import bundled, qr, widget_events, widgets
 from acquisition.db import Database
 from acquisition.errors import NotFound
 from acquisition.models import Widget
@@ -34,15 +33,7 @@ from acquisition.web import problems
 from acquisition.web.api import read, write
 from acquisition.web.redirect import services
 
-# Installed, the widget's sources are inside the package; in a source checkout, at the top level.
-SOURCE = next(
-    path
-    for path in (
-        Path(__file__).resolve().parent.parent / "_widgets",
-        Path(__file__).resolve().parent.parent.parent / "widgets",
-    )
-    if (path / "widget.js").is_file()
-)
+SOURCE = bundled("widgets", "widget.js")
 SCRIPT_TYPE = "text/javascript; charset=utf-8"
 # The snippet's URL never changes, so the script cannot be cached as immutable: browsers keep it
 # five minutes, then revalidate in the background (ETag) while still using their copy for a day.
