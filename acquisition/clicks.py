@@ -3,7 +3,8 @@
 Each redirect encodes its click as one line and waits. At the end of the loop iteration the
 lines of every click handled in it are appended to this worker's spool file with one write,
 and a small helper process (`spool_sync`) fdatasyncs the file; the 302s go out when it
-answers, and every group that waits when an fdatasync starts shares it (group commit). A
+answers, and every group that waits when an fdatasync starts shares it (group commit; a lone
+click under load waits up to a millisecond for company, see `ClickSpool._flush`). A
 drainer thread moves spooled clicks into the `clicks` table in large batches, idempotently
 (the ref is unique, replays insert nothing).
 
@@ -48,6 +49,9 @@ DRAIN_CHUNK = 2000
 # Under load the drainer works in batches at most this often, so it takes the GIL rarely.
 DRAIN_PAUSE = 0.05
 ROTATE_BYTES = 8 * 1024 * 1024
+# A lone click that comes this soon after the previous group went out waits, at most this
+# long, for others to share its fdatasync (see `_flush`).
+COMPANY_WAIT = 0.001
 
 
 class ClickSpool:
@@ -56,8 +60,10 @@ class ClickSpool:
         directory: Path,
         engine: Engine,
         on_stored: Callable[[Sequence[str]], None] | None = None,
+        company_wait: float = COMPANY_WAIT,
     ) -> None:
         self.directory = directory
+        self.company_wait = company_wait
         self.engine = engine
         self.on_stored = on_stored
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,6 +80,8 @@ class ClickSpool:
         self._pending: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._syncing = False  # a group is being written and synced: later clicks wait for it
+        self._last_flush = float("-inf")  # when the last group went out (loop clock)
+        self._lonely = False  # the last lone click waited for company and none came
         # The group the fsync helper is syncing (one at a time): (its redirects, end position).
         self._inflight: tuple[list[asyncio.Future[None]], int] | None = None
         self._helper: subprocess.Popen[bytes] | None = None
@@ -155,11 +163,30 @@ class ClickSpool:
         await waiter
         return row["ref"]
 
-    def _flush(self) -> None:
-        """On the loop: append the pending clicks with one write, ask the helper to sync them."""
+    def _flush(self, waited: bool = False) -> None:
+        """On the loop: append the pending clicks with one write, ask the helper to sync them.
+
+        When clicks come one per loop iteration (each on a new connection, as real clicks do),
+        nearly every group held a single click, so each click paid for a whole fdatasync round
+        trip in loop and helper CPU. So a lone click that comes within `company_wait` of the
+        previous group waits out the rest of that time for company, as a database's commit
+        delay does. Only a lone click, and only then: one after a quiet spell goes out at once,
+        so does a larger group, and a client that clicks one at a time is no longer kept
+        waiting once a wait has found nobody.
+        """
         if not self._pending:
             self._syncing = False
             return
+        assert self._loop is not None
+        now = self._loop.time()
+        if waited:
+            self._lonely = len(self._pending) == 1
+        elif len(self._pending) > 1:
+            self._lonely = False
+        elif not self._lonely and now < self._last_flush + self.company_wait:
+            self._loop.call_at(self._last_flush + self.company_wait, self._flush, True)
+            return
+        self._last_flush = now
         data, waiters = b"".join(self._pending), self._waiters
         self._pending, self._waiters = [], []
         try:

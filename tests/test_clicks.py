@@ -198,3 +198,52 @@ def test_the_fsync_helper_outlives_a_stop_signal_and_a_lost_one_is_replaced(
     assert refused <= 1  # at most the group the dead helper was asked to sync
     assert set(acknowledged) <= {click.ref for click in stored(db)}
     assert len(acknowledged) >= 5
+
+
+def test_a_lone_click_waits_briefly_for_company_but_a_lone_clicker_only_once(
+    db: Database, tmp_path: Path
+) -> None:
+    """Clicks that come one at a time, each on its own connection, share an fdatasync instead
+    of paying for one each; a click after a quiet spell goes out at once, and a client that
+    clicks one at a time is kept waiting once, not on every click."""
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    window = 1.0
+
+    async def scenario() -> tuple[list[int], list[float]]:
+        spool = ClickSpool(tmp_path / "spool", db.engine, company_wait=window)
+        spool.start()
+        groups: list[int] = []
+        append = spool._append
+
+        def counted(data: bytes) -> tuple[Path, int]:
+            groups.append(data.count(b"\n"))
+            return append(data)
+
+        spool._append = counted  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        took = []
+
+        async def click() -> str:
+            start = loop.time()
+            ref = await spool.record(click_row(link.id, channel.id))
+            took.append(loop.time() - start)
+            return ref
+
+        await click()  # after a quiet spell: at once
+        # Two clicks a moment apart, as from two people: the second joins the first's group.
+        first = asyncio.ensure_future(click())
+        await asyncio.sleep(0.05)
+        await asyncio.gather(first, click())
+        await click()  # one person alone, right after a group: waits, nobody comes
+        await click()  # and again: this time at once
+        assert await loop.run_in_executor(None, spool.wait_drained)
+        await spool.close()
+        return groups, took
+
+    groups, took = asyncio.run(scenario())
+    assert groups == [1, 2, 1, 1]
+    assert took[0] < window / 2
+    assert took[3] > window / 2  # the lone click waited for company
+    assert took[4] < window / 2  # and the next one did not
+    assert len(stored(db)) == 5
