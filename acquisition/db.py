@@ -58,6 +58,25 @@ def connect(settings: Settings) -> Database:
     return Database(engine, factory, factory)
 
 
+def uncached(engine: Engine) -> Engine | None:
+    """A second engine on the same SQLite file whose connections keep no prepared statements.
+
+    For statements that each run once: the click drain's multi-row inserts compile to megabytes,
+    and a connection's statement cache would keep the last 128 of them. None where there is no
+    such file (an in-memory database) and for PostgreSQL.
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    bulk = create_engine(
+        engine.url,
+        connect_args={"timeout": 30, "check_same_thread": False, "cached_statements": 0},
+        pool_size=1,
+        max_overflow=2,
+    )
+    _tune_sqlite(bulk)
+    return bulk
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, func, select
 
 from acquisition import dashboard, refs, rollups
-from acquisition.clicks import COLUMNS, ClickSpool, _earlier_days
+from acquisition.clicks import COLUMNS, ClickSpool, _earlier_days, _insert_sql, _values_sql
 from acquisition.db import Database
 from acquisition.errors import Unavailable
 from acquisition.models import Click, RollupDay
@@ -247,3 +251,102 @@ def test_a_lone_click_waits_briefly_for_company_but_a_lone_clicker_only_once(
     assert took[3] > window / 2  # the lone click waited for company
     assert took[4] < window / 2  # and the next one did not
     assert len(stored(db)) == 5
+
+
+def drained_both_ways(lines: list[bytes]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows SQLite stores from these spool lines with the JSON statement and with the
+    literal one (each into an empty clicks table of its own)."""
+    lines = [item.rstrip(b"\n") for item in lines]
+    results = []
+    for literal in (False, True):
+        connection = sqlite3.connect(":memory:")
+        engine = create_engine("sqlite://", creator=lambda c=connection: c)
+        Click.__table__.create(engine)
+        if literal:
+            sql = _values_sql(lines)
+            assert sql is not None
+            connection.execute(sql)
+        else:
+            payload = (b"[" + b",".join(lines) + b"]").decode()
+            connection.execute(_insert_sql("sqlite"), (payload,))
+        results.append(connection.execute(f"SELECT {', '.join(COLUMNS)} FROM clicks").fetchall())
+        connection.close()
+    return results[0], results[1]
+
+
+TRICKY = [
+    "O'Brien's \"quoted\" ad",  # becomes an escape in JSON: this chunk goes the JSON way
+    "'); DROP TABLE clicks; --",
+    "x] , (SELECT 1) , [y",
+    "a),(b",
+    "/* not a comment */ -- nor this",
+    "] [ ],[",
+    "«тест» 😀 null 1,2",
+    "",
+]
+
+
+def test_a_chunk_spelled_as_sql_literals_stores_exactly_what_the_json_statement_does() -> None:
+    at = "2026-11-27T05:04:03.000007+00:00"
+    lines = [line(1, None), line(2, 3, at="2026-11-27T05:04:03+00:00")]
+    lines += [line(1, 2, source=text, referrer=text, page=text) for text in TRICKY[1:]]
+    lines.append(line(1, 2, at=at, link_version=123456789012))
+    by_json, by_literal = drained_both_ways(lines)
+    assert by_literal == by_json
+    assert len(by_literal) == len(lines)
+    assert {row[COLUMNS.index("source")] for row in by_literal} >= set(TRICKY[1:-1])
+    # A string with an escape in it takes the JSON statement.
+    assert _values_sql([item[:-1] for item in [*lines, line(1, 2, source=TRICKY[0])]]) is None
+
+
+@given(
+    texts=st.lists(
+        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\\\0")),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_any_text_is_stored_as_itself_either_way(texts: list[str]) -> None:
+    lines = [line(n, None, source=text[:100], user_agent=text) for n, text in enumerate(texts)]
+    if _values_sql([item[:-1] for item in lines]) is None:
+        # Only a chunk whose JSON holds an escape (a quote, a control character) goes the
+        # JSON way; the rest is spelled as literals.
+        assert any(b"\\" in item for item in lines)
+        return
+    by_json, by_literal = drained_both_ways(lines)
+    assert by_literal == by_json
+    assert [row[COLUMNS.index("user_agent")] for row in by_literal] == texts
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        pytest.param(lambda good: [good[0][:40] + good[1], good[2]], id="torn-line-glued-to-next"),
+        pytest.param(lambda good: [good[0].replace(b"[1,", b"[lower(1),", 1)], id="a-name"),
+        pytest.param(lambda good: [good[0].replace(b"[1,", b"[1e5,", 1)], id="an-exponent"),
+        pytest.param(lambda good: [good[0].replace(b"[1,", b"[-1,", 1)], id="a-minus"),
+        pytest.param(lambda good: [good[0], b"", good[1]], id="an-empty-line"),
+        pytest.param(lambda good: [good[0] + b" " + good[1]], id="two-on-one-line"),
+    ],
+)
+def test_a_garbled_chunk_is_never_spelled_as_sql(garbled: Any) -> None:
+    good = [line(1, 2, user_agent="x] , (SELECT 1) , [y")[:-1] for _ in range(3)]
+    assert _values_sql(good) is not None
+    assert _values_sql(garbled(good)) is None
+
+
+def test_a_chunk_the_literal_statement_fails_on_is_drained_the_json_way(
+    db: Database, tmp_path: Path
+) -> None:
+    """SQLite refuses a literal chunk with a line of the wrong width as a whole; the JSON
+    statement then skips that line alone."""
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    good = [line(link.id, channel.id) for _ in range(3)]
+    wide = good[0][:-2] + b",1]\n"  # one column too many, and the same ref as good[0]
+    path = spool_file(tmp_path, [good[1], wide, good[2], good[0]])
+    spool = ClickSpool(tmp_path / "spool", db.engine)
+    assert drain_whole(spool, path) == path.stat().st_size
+    expected = sorted(json.loads(item)[COLUMNS.index("ref")] for item in good)
+    assert sorted(click.ref for click in stored(db)) == expected

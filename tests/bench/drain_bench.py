@@ -5,8 +5,9 @@ insert, and where an insert lands in it decides how many pages each drained chun
 Run:  .venv/bin/python tests/bench/drain_bench.py [--existing 300000] [--drained 40000]
       [--db sqlite,postgresql]
 It drains chunks of 800 spooled lines (what the drainer sees at ~16k clicks/s) with the
-drainer's own statement and prints, per click: the CPU of this process and of the PostgreSQL
-backend, and the wall time. Clicks are spaced as at 12k clicks/s, so stamps advance as in life.
+drainer's own statements (on SQLite also the JSON one it falls back to) and prints, per
+click: the CPU of this process and of the PostgreSQL backend, and the wall time. Clicks are
+spaced as at 12k clicks/s, so stamps advance as in life.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from acquisition import clicks, refs  # noqa: E402
 from acquisition.config import Settings  # noqa: E402
-from acquisition.db import connect  # noqa: E402
+from acquisition.db import connect, uncached  # noqa: E402
 from tests.bench.redirect_bench import PHONE, prepare  # noqa: E402
 
 CHUNK = 800
@@ -69,23 +70,43 @@ def backend_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+Statement = Callable[[list[bytes]], tuple[str, tuple[str, ...]]]
+
+
+def as_json(dialect: str) -> Statement:
+    """The drainer's JSON statement: the chunk is one parameter."""
+    sql = clicks._insert_sql(dialect)
+    return lambda lines: (sql, ((b"[" + b",".join(lines) + b"]").decode(),))
+
+
+def as_literals(lines: list[bytes]) -> tuple[str, tuple[str, ...]]:
+    """The drainer's SQLite statement: the chunk spelled as literals (building it is timed)."""
+    sql = clicks._values_sql(lines)
+    assert sql is not None
+    return sql, ()
+
+
 def drain(
-    engine: Engine, sql: str, first: int, count: int, make_ref: Callable[[int], str], link_id: int
+    engine: Engine,
+    statement: Statement,
+    first: int,
+    count: int,
+    make_ref: Callable[[int], str],
+    link_id: int,
 ) -> tuple[float, float, float]:
     """Insert `count` clicks chunk by chunk; (process CPU, backend CPU, wall) in seconds of the
     inserts alone (the spool lines are made beforehand)."""
-    payloads = []
+    chunks = []
     for start in range(first, first + count, CHUNK):
-        lines = [line(n, make_ref, link_id) for n in range(start, start + CHUNK)]
-        payloads.append((b"[" + b",".join(lines) + b"]").decode())
+        chunks.append([line(n, make_ref, link_id)[:-1] for n in range(start, start + CHUNK)])
     with engine.connect() as connection:
         pid = None
         if engine.dialect.name == "postgresql":
             pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
         connection.commit()
         cpu, backend, wall = time.process_time(), backend_cpu(pid), time.perf_counter()
-        for payload in payloads:
-            connection.exec_driver_sql(sql, (payload,))
+        for chunk in chunks:
+            connection.exec_driver_sql(*statement(chunk))
             connection.commit()
         return (
             time.process_time() - cpu,
@@ -114,25 +135,33 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.db.split(","):
-            for kind, make_ref in (("random refs", random_ref), ("stamped refs", stamped_ref)):
+            kinds: list[tuple[str, Callable[[int], str], bool]] = [
+                ("random refs", random_ref, False),
+                ("stamped refs", stamped_ref, False),
+            ]
+            if name == "sqlite":
+                kinds.append(("stamped, SQL", stamped_ref, True))
+            for kind, make_ref, literal in kinds:
                 url = database(name, args.postgres, Path(tmp))
                 prepare(url)
                 db = connect(Settings(database_url=url, secret_key="bench-secret-key-0123456789"))
                 engine = db.engine
-                sql = clicks._insert_sql(engine.dialect.name)
+                json_statement = as_json(engine.dialect.name)
                 with engine.connect() as connection:
                     link_id = connection.execute(text("SELECT min(id) FROM links")).scalar_one()
                 for start in range(0, args.existing, 50 * CHUNK):  # the clicks already stored
-                    drain(
-                        engine,
-                        sql,
-                        start,
-                        min(50 * CHUNK, args.existing - start),
-                        make_ref,
-                        link_id,
-                    )
+                    count = min(50 * CHUNK, args.existing - start)
+                    drain(engine, json_statement, start, count, make_ref, link_id)
+                measured = engine
+                if literal:
+                    measured = uncached(engine) or engine
                 cpu, backend, wall = drain(
-                    engine, sql, args.existing, args.drained, make_ref, link_id
+                    measured,
+                    as_literals if literal else json_statement,
+                    args.existing,
+                    args.drained,
+                    make_ref,
+                    link_id,
                 )
                 per = 1e6 / args.drained
                 print(
@@ -140,6 +169,8 @@ def main() -> int:
                     f"this process {cpu * per:5.1f} us/click   "
                     f"backend {backend * per:5.1f} us/click   wall {wall * per:5.1f} us/click"
                 )
+                if measured is not engine:
+                    measured.dispose()
                 db.dispose()
     return 0
 
