@@ -214,9 +214,14 @@ def run_mode(
         p99 = max(r["p99"] for r in runs)
         lines.append(f"{label} {kind:5} {rps:9.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:8.2f} ms")
     ratio = sum(r["rps"] for r in results["ours"]) / sum(r["rps"] for r in results["bare"])
+    # Each round's own ratio (ours against the bare run just before it): how far the machine's
+    # drift moves the figure within one run.
+    rounds = " ".join(
+        f"{o['rps'] / b['rps']:.2f}" for b, o in zip(results["bare"], results["ours"], strict=True)
+    )
     lost = max(0, acked - saved)
     lines.append(
-        f"{label} ratio ours/bare = {ratio:.2f}   302s received {acked}   "
+        f"{label} ratio ours/bare = {ratio:.2f} (rounds {rounds})   302s received {acked}   "
         f"clicks stored {saved}   lost {lost}"
     )
     if lost:
