@@ -12,6 +12,8 @@ from acquisition import bundled
 from acquisition.config import Settings
 
 ALEMBIC_DIR = bundled("alembic", "env.py")
+# Wait for a busy writer rather than fail; connections are shared across threads by the pool.
+SQLITE_CONNECT = {"timeout": 30, "check_same_thread": False}
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def connect(settings: Settings) -> Database:
     if settings.is_sqlite:
         engine = create_engine(
             settings.database_url,
-            connect_args={"timeout": 30, "check_same_thread": False},
+            connect_args=SQLITE_CONNECT,
             pool_size=settings.pool_size,
             max_overflow=settings.pool_size,
             pool_timeout=settings.pool_timeout,
@@ -69,7 +71,7 @@ def uncached(engine: Engine) -> Engine | None:
         return None
     bulk = create_engine(
         engine.url,
-        connect_args={"timeout": 30, "check_same_thread": False, "cached_statements": 0},
+        connect_args={**SQLITE_CONNECT, "cached_statements": 0},
         pool_size=1,
         max_overflow=2,
     )

@@ -232,7 +232,7 @@ def vetted_address(url: str, private: tuple[Network, ...] = ()) -> tuple[str, st
             address in network for network in private
         ):
             return "", (
-                f"relay_url host resolves to {address}, which is not a public address; "
+                f"relay_url points at {address}, which is not a public address; "
                 "allow its network with ACQUISITION_RELAY_PRIVATE_NETWORKS"
             )
         addresses.append(str(address))

@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select
 
 from acquisition import dashboard, refs, rollups
-from acquisition.clicks import COLUMNS, ClickSpool, _earlier_days, _insert_sql, _values_sql
+from acquisition.clicks import (
+    COLUMNS,
+    ClickSpool,
+    _earlier_days,
+    _insert_sql,
+    _json_array,
+    _values_sql,
+)
 from acquisition.db import Database
 from acquisition.errors import Unavailable
 from acquisition.models import Click, RollupDay
@@ -267,8 +274,7 @@ def drained_both_ways(lines: list[bytes]) -> tuple[list[tuple[Any, ...]], list[t
             assert sql is not None
             connection.execute(sql)
         else:
-            payload = (b"[" + b",".join(lines) + b"]").decode()
-            connection.execute(_insert_sql("sqlite"), (payload,))
+            connection.execute(_insert_sql("sqlite"), (_json_array(lines),))
         results.append(connection.execute(f"SELECT {', '.join(COLUMNS)} FROM clicks").fetchall())
         connection.close()
     return results[0], results[1]

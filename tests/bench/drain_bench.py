@@ -76,7 +76,7 @@ Statement = Callable[[list[bytes]], tuple[str, tuple[str, ...]]]
 def as_json(dialect: str) -> Statement:
     """The drainer's JSON statement: the chunk is one parameter."""
     sql = clicks._insert_sql(dialect)
-    return lambda lines: (sql, ((b"[" + b",".join(lines) + b"]").decode(),))
+    return lambda lines: (sql, (clicks._json_array(lines),))
 
 
 def as_literals(lines: list[bytes]) -> tuple[str, tuple[str, ...]]:
