@@ -93,6 +93,24 @@ def test_spooled_clicks_arrive_whole_and_exact(db: Database, tmp_path: Path) -> 
     assert len(stored(db)) == 2
 
 
+def test_a_chunk_some_of_whose_clicks_are_stored_already_stores_the_rest_once(
+    db: Database, tmp_path: Path
+) -> None:
+    """A drain whose commit went through but whose answer was lost retries lines the database
+    holds; chunks go in plainly first, so this is the collision path."""
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    lines = [line(link.id, channel.id) for _ in range(6)]
+    reported: list[list[str]] = []
+    spool = ClickSpool(tmp_path / "spool", db.engine, on_stored=reported.append)
+    drain_whole(spool, spool_file(tmp_path, lines[1:4]))
+    path = spool_file(tmp_path, lines)
+    assert drain_whole(spool, path) == path.stat().st_size
+    refs_ = [json.loads(item)[COLUMNS.index("ref")] for item in lines]
+    assert sorted(click.ref for click in stored(db)) == sorted(refs_)
+    assert reported[-1] == refs_  # a late start waiting for any of them is looked for
+
+
 def test_a_torn_or_refused_line_is_skipped_and_the_rest_stored(
     db: Database, tmp_path: Path
 ) -> None:

@@ -5,7 +5,8 @@ insert, and where an insert lands in it decides how many pages each drained chun
 Run:  .venv/bin/python tests/bench/drain_bench.py [--existing 300000] [--drained 40000]
       [--db sqlite,postgresql]
 It drains chunks of 800 spooled lines (what the drainer sees at ~16k clicks/s) with the
-drainer's own statements (on SQLite also the JSON one it falls back to) and prints, per
+drainer's own statements (on SQLite also the JSON one it falls back to; with ON CONFLICT as
+when a chunk collides with clicks stored already, plain as otherwise) and prints, per
 click: the CPU of this process and of the PostgreSQL backend, and the wall time. Clicks are
 spaced as at 12k clicks/s, so stamps advance as in life.
 """
@@ -19,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
@@ -73,17 +75,21 @@ def backend_cpu(pid: int | None) -> float:
 Statement = Callable[[list[bytes]], tuple[str, tuple[str, ...]]]
 
 
-def as_json(dialect: str) -> Statement:
+def as_json(dialect: str, idempotent: bool = False) -> Statement:
     """The drainer's JSON statement: the chunk is one parameter."""
-    sql = clicks._insert_sql(dialect)
+    sql = clicks._insert_sql(dialect, idempotent)
     return lambda lines: (sql, (clicks._json_array(lines),))
 
 
-def as_literals(lines: list[bytes]) -> tuple[str, tuple[str, ...]]:
+def as_literals(idempotent: bool = False) -> Statement:
     """The drainer's SQLite statement: the chunk spelled as literals (building it is timed)."""
-    sql = clicks._values_sql(lines)
-    assert sql is not None
-    return sql, ()
+
+    def statement(lines: list[bytes]) -> tuple[str, tuple[str, ...]]:
+        sql = clicks._values_sql(lines, idempotent)
+        assert sql is not None
+        return sql, ()
+
+    return statement
 
 
 def drain(
@@ -135,13 +141,16 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.db.split(","):
-            kinds: list[tuple[str, Callable[[int], str], bool]] = [
-                ("random refs", random_ref, False),
-                ("stamped refs", stamped_ref, False),
+            # (row, refs, spelled as SQL literals, ON CONFLICT as when a chunk collides)
+            kinds: list[tuple[str, Callable[[int], str], bool, bool]] = [
+                ("random refs", random_ref, False, False),
+                ("stamped refs", stamped_ref, False, False),
+                ("stamped, ON CONFLICT", stamped_ref, False, True),
             ]
             if name == "sqlite":
-                kinds.append(("stamped, SQL", stamped_ref, True))
-            for kind, make_ref, literal in kinds:
+                kinds.append(("stamped, SQL", stamped_ref, True, False))
+                kinds.append(("stamped, SQL, ON CONF.", stamped_ref, True, True))
+            for kind, make_ref, literal, idempotent in kinds:
                 url = database(name, args.postgres, Path(tmp))
                 prepare(url)
                 db = connect(Settings(database_url=url, secret_key="bench-secret-key-0123456789"))
@@ -157,7 +166,7 @@ def main() -> int:
                     measured = uncached(engine) or engine
                 cpu, backend, wall = drain(
                     measured,
-                    as_literals if literal else json_statement,
+                    (as_literals if literal else partial(as_json, engine.dialect.name))(idempotent),
                     args.existing,
                     args.drained,
                     make_ref,
@@ -165,7 +174,7 @@ def main() -> int:
                 )
                 per = 1e6 / args.drained
                 print(
-                    f"{name:10} {kind:13} after {args.existing} clicks: "
+                    f"{name:10} {kind:22} after {args.existing} clicks: "
                     f"this process {cpu * per:5.1f} us/click   "
                     f"backend {backend * per:5.1f} us/click   wall {wall * per:5.1f} us/click"
                 )
