@@ -51,9 +51,14 @@ from acquisition.models import Click
 log = logging.getLogger(__name__)
 
 COLUMNS = tuple(column.name for column in Click.__table__.columns if column.name != "id")
-DRAIN_CHUNK = 2000
-# Under load the drainer works in batches at most this often, so it takes the GIL rarely.
-DRAIN_PAUSE = 0.05
+DRAIN_CHUNK = 5000
+# Under load the drainer works in batches at most this often, so it takes the GIL rarely. On
+# PostgreSQL every batch is also a few round trips and a WAL flush beside the redirects' own
+# fdatasyncs: batches five times larger there took the redirect from 0.527 to 0.563 of a bare
+# 302 under keep-alive load (6 interleaved rounds), and made no difference on SQLite (0.551 vs
+# 0.541). Clicks then reach PostgreSQL up to a quarter of a second after their redirect.
+DRAIN_PAUSE = {"postgresql": 0.25}
+DRAIN_PAUSE_DEFAULT = 0.05
 ROTATE_BYTES = 8 * 1024 * 1024
 # A lone click that comes this soon after the previous group went out waits, at most this
 # long, for others to share its fdatasync (see `_flush`).
@@ -93,6 +98,8 @@ class ClickSpool:
         self._helper: subprocess.Popen[bytes] | None = None
         self._closing = False
         self._threads: list[threading.Thread] = []
+        self._pause = DRAIN_PAUSE.get(engine.dialect.name, DRAIN_PAUSE_DEFAULT)
+        self._hurry = threading.Event()  # someone waits for the drain: skip the next pause
         # Plain inserts first: the idempotent ones (ON CONFLICT) only when a chunk collides.
         self._sql = {
             idempotent: _insert_sql(engine.dialect.name, idempotent) for idempotent in (False, True)
@@ -120,6 +127,7 @@ class ClickSpool:
         self._stop_helper()
         with self._lock:
             self._lock.notify_all()
+        self._hurry.set()
         await asyncio.get_running_loop().run_in_executor(None, self._join)
 
     def _join(self) -> None:
@@ -341,7 +349,9 @@ class ClickSpool:
             with self._lock:
                 if self._closing and self._drained == self._written:
                     return
-            time.sleep(DRAIN_PAUSE)
+            if not self._closing:
+                self._hurry.wait(self._pause)
+                self._hurry.clear()
 
     def _drain_file(self, path: Path, start: int, end: int, replay: bool = False) -> int:
         """Insert the complete lines in [start, end); return how many bytes were consumed.
@@ -447,6 +457,7 @@ class ClickSpool:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
+                self._hurry.set()
                 self._lock.wait(timeout=min(remaining, 0.05))
             return True
 
