@@ -373,7 +373,7 @@ class ClickSpool:
         """Store a chunk; `idempotent`: skip the clicks already stored.
 
         A chunk is first inserted plainly: ON CONFLICT costs the database a speculative
-        insertion per row, a sixth of PostgreSQL's work per drained click (13.0 -> 10.7 us,
+        insertion per row, a sixth of PostgreSQL's work per drained click (12.7 -> 10.7 us,
         tests/bench/drain_bench.py). Only a chunk that collides (a replay, or a commit whose
         answer was lost) is inserted again, skipping what is there.
         """
