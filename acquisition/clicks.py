@@ -35,13 +35,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine
-from sqlalchemy.exc import (
-    DBAPIError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-    TimeoutError,
-)
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
 from sqlalchemy.orm import Session
 
 from acquisition import db, rollups, spool_sync
@@ -100,7 +94,7 @@ class ClickSpool:
         self._threads: list[threading.Thread] = []
         self._pause = DRAIN_PAUSE.get(engine.dialect.name, DRAIN_PAUSE_DEFAULT)
         self._hurry = threading.Event()  # someone waits for the drain: skip the next pause
-        # Plain inserts first: the idempotent ones (ON CONFLICT) only when a chunk collides.
+        # Plain inserts; the idempotent ones (ON CONFLICT) for replays and chunks that failed.
         self._sql = {
             idempotent: _insert_sql(engine.dialect.name, idempotent) for idempotent in (False, True)
         }
@@ -369,44 +363,42 @@ class ClickSpool:
             self._insert(lines[i : i + DRAIN_CHUNK], idempotent=replay)
         return consumed
 
-    def _insert(self, lines: list[bytes], literal: bool = True, idempotent: bool = False) -> None:
-        """Store a chunk; `idempotent`: skip the clicks already stored.
+    def _insert(self, lines: list[bytes], idempotent: bool = False) -> None:
+        """Store a chunk the fast way; `idempotent`: skip the clicks already stored.
 
-        A chunk is first inserted plainly: ON CONFLICT costs the database a speculative
-        insertion per row, a sixth of PostgreSQL's work per drained click (12.7 -> 10.7 us,
-        tests/bench/drain_bench.py). Only a chunk that collides (a replay, or a commit whose
-        answer was lost) is inserted again, skipping what is there.
+        A chunk is inserted plainly: ON CONFLICT costs the database a speculative insertion
+        per row, a sixth of PostgreSQL's work per drained click (12.7 -> 10.7 us,
+        tests/bench/drain_bench.py). On SQLite it is spelled as literals where it can be
+        (see `_values_sql`). A chunk that fails so (one that collides with stored clicks, as
+        after a commit whose answer was lost; a line the database refuses) is stored
+        `_carefully`.
         """
-        engine, sql = self.engine, None
-        if literal and self._literal is not None:
-            sql = _values_sql(lines, idempotent)
-            if sql is not None:
-                engine = self._literal
+        literal = None if self._literal is None else _values_sql(lines, idempotent)
         try:
-            with engine.begin() as connection:
-                if sql is None:
-                    connection.exec_driver_sql(self._sql[idempotent], (_json_array(lines),))
-                else:
-                    connection.exec_driver_sql(sql)
-                # Clicks of an earlier day (a replayed or long-delayed spool) change that
-                # day's rollup, which is otherwise refreshed only while it is recent.
-                if earlier := _earlier_days(lines):
-                    with Session(bind=connection) as session:  # joins this transaction
-                        rollups.mark_dirty(session, earlier)
+            if self._literal is not None and literal is not None:
+                self._run(self._literal, lines, literal, ())
+            else:
+                self._run(self.engine, lines, self._sql[idempotent], (_json_array(lines),))
+        except Exception:
+            # Including the database being away: `_carefully` tells that from a torn line
+            # (which SQLite reports as an OperationalError too) and raises it.
+            self._carefully(lines)
+            return
+        self._stored(lines)
+
+    def _carefully(self, lines: list[bytes]) -> None:
+        """Store a chunk with the JSON statement that skips stored clicks, and where that fails
+        find out why, line by line: skip a torn line, or the one the database refuses."""
+        try:
+            self._run(self.engine, lines, self._sql[True], (_json_array(lines),))
         except Exception as error:
-            if not idempotent and isinstance(error, IntegrityError):
-                self._insert(lines, literal, idempotent=True)  # some are stored already
-                return
-            if sql is not None:  # the JSON statement says what went wrong, line by line
-                self._insert(lines, literal=False, idempotent=True)
-                return
             # Only now look at the lines one by one (the happy path never parses them here).
             good = [line for line in lines if _well_formed(line)]
             if len(good) < len(lines):
                 # A torn line (a crash mid-write leaves one, never acknowledged): skip it.
                 log.error("skipped %d unreadable spooled click lines", len(lines) - len(good))
                 if good:
-                    self._insert(good, idempotent=True)
+                    self._carefully(good)
                 return
             if not isinstance(error, DBAPIError) or isinstance(error, _AWAY):
                 raise  # the database is away: the drainer retries the same lines later
@@ -415,9 +407,22 @@ class ClickSpool:
                 log.error("skipped a spooled click the database refused (%s): %r", error, lines[0])
                 return
             middle = len(lines) // 2
-            self._insert(lines[:middle], idempotent=True)
-            self._insert(lines[middle:], idempotent=True)
+            self._carefully(lines[:middle])
+            self._carefully(lines[middle:])
             return
+        self._stored(lines)
+
+    def _run(self, engine: Engine, lines: list[bytes], sql: str, params: tuple[str, ...]) -> None:
+        """One chunk's statement, in a transaction of its own."""
+        with engine.begin() as connection:
+            connection.exec_driver_sql(sql, params)
+            # Clicks of an earlier day (a replayed or long-delayed spool) change that day's
+            # rollup, which is otherwise refreshed only while it is recent.
+            if earlier := _earlier_days(lines):
+                with Session(bind=connection) as session:  # joins this transaction
+                    rollups.mark_dirty(session, earlier)
+
+    def _stored(self, lines: list[bytes]) -> None:
         if self.on_stored is not None:
             self.on_stored(_refs(lines))
 
@@ -578,14 +583,14 @@ def _values_sql(lines: list[bytes], idempotent: bool = True) -> str | None:
     SQLite's JSON functions parse a line again for each column they take from it, and the
     drain's CPU, next to the event loop, slows every redirect. As SQL literals the chunk is
     parsed once: 142k -> 87k instructions per drained click (callgrind), 33 -> 19 us of CPU
-    (tests/bench/drain_bench.py). A line is a JSON array of numbers,
-    nulls and strings; with no backslash in the chunk no string holds an escape, so every
-    double quote opens or closes a string, and a string becomes an SQL literal by doubling its
-    single quotes and turning its double quotes into single ones. That the chunk is exactly
-    such lines is checked, not assumed: outside its strings there must be nothing but each
-    line's brackets, digits, commas, spaces and `null`, so no name, operator or comment can
-    come from a torn or garbled line. Any other chunk goes the JSON way, which says what is
-    wrong.
+    (tests/bench/drain_bench.py; 12.7 -> 11.3 us on a faster machine). A line is a JSON array
+    of numbers, nulls and strings; with no backslash in the chunk no string holds an escape,
+    so every double quote opens or closes a string, and a string becomes an SQL literal by
+    doubling its single quotes and turning its double quotes into single ones. That the chunk
+    is exactly such lines is checked, not assumed: outside its strings there must be nothing
+    but each line's brackets, digits, commas, spaces and `null`, so no name, operator or
+    comment can come from a torn or garbled line. Any other chunk goes the JSON way, which
+    says what is wrong.
     """
     chunk = b"\n".join(lines)
     if b"\\" in chunk or b"\0" in chunk or chunk.count(b'"') % 2:
