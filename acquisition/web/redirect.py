@@ -171,7 +171,7 @@ class ShortLinks:
             await send({"type": "http.response.start", "status": 302, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             took = time.perf_counter() - start
-            metrics.observe(scope, 302, unrecorded, took)
+            metrics.redirected(scope, unrecorded, took)
             logs.access(scope, 302, 0, took, self.trusted)
         finally:
             logs.REQUEST_ID.reset(token)

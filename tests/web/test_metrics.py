@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from acquisition import metrics
 from acquisition.config import Settings
 from acquisition.db import Database
 from acquisition.web.app import create_app
+from acquisition.web.redirect import routes
 from tests import deliveries as d
 from tests.conftest import BASE_URL, drained
 from tests.factories import make_channel, make_link
@@ -119,3 +121,29 @@ def test_a_rate_limited_answer_is_counted(settings: Settings, db: Database, tmp_
         c.get("/api/v1/links")
         assert c.get("/api/v1/links").status_code == 429
         assert sample(scrape(c), "acquisition_rate_limited_total", limit="api") == before + 1
+
+
+def test_redirects_counted_in_bulk_land_in_the_right_latency_buckets(inside: TestClient) -> None:
+    """The front's 302s reach prometheus_client in bulk: each duration in its own bucket."""
+
+    def bucket(text: str, le: str) -> float:
+        return sample(text, "acquisition_request_duration_seconds_bucket", kind="redirect", le=le)
+
+    before = scrape(inside)
+    scope = {"route": routes[0], "root_path": "", "app_root_path": ""}
+    for took in (0.0004, 0.001, 0.0011, 0.3, 7.0):  # 0.001 itself is in the 0.001 bucket
+        metrics.redirected(scope, False, took)
+    metrics.redirected(scope, True, 0.002)
+    after = scrape(inside)
+    bounds = ("0.001", "0.0025", "0.5", "+Inf")
+    grown = {le: bucket(after, le) - bucket(before, le) for le in bounds}
+    assert grown == {"0.001": 2, "0.0025": 4, "0.5": 5, "+Inf": 6}  # cumulative, as scraped
+    total = "acquisition_request_duration_seconds_sum"
+    assert sample(after, total, kind="redirect") - sample(before, total, kind="redirect") == (
+        pytest.approx(0.0004 + 0.001 + 0.0011 + 0.3 + 7.0 + 0.002)
+    )
+    requests = "acquisition_http_requests_total"
+    labels = {"method": "GET", "route": "/{code}", "status": "302"}
+    assert sample(after, requests, **labels) - sample(before, requests, **labels) == 6
+    unrecorded = "acquisition_clicks_unrecorded_total"
+    assert sample(after, unrecorded) - sample(before, unrecorded) == 1
