@@ -26,7 +26,7 @@ from acquisition.db import Database
 from acquisition.errors import Unavailable
 from acquisition.models import utcnow
 from acquisition.web import problems
-from acquisition.web.middleware import FRAME_HEADERS, SECURITY_HEADERS
+from acquisition.web.middleware import REDIRECT_HEADERS
 from acquisition.web.ratelimit import Blocklist
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 NO_STORE = "no-store"
 UNRECORDED = (b"x-click-recorded", b"0")
-# What the middleware adds to every answer, added by the front to its 302s.
-ANSWER_HEADERS = [*SECURITY_HEADERS, *FRAME_HEADERS]
 # Query parameters a visit may carry (the widget passes the host page's along); all cropped.
 UTM_PARAMS = {
     "utm_source": "source",
@@ -166,7 +164,7 @@ class ShortLinks:
         try:
             headers = await _click(scope, svc, target, visit, visitor, direct, now)
             unrecorded = headers[-1] is UNRECORDED
-            headers += ANSWER_HEADERS
+            headers += REDIRECT_HEADERS  # what the middleware adds to a redirect
             headers.append((b"x-request-id", request_id.encode()))
             await send({"type": "http.response.start", "status": 302, "headers": headers})
             await send({"type": "http.response.body", "body": b""})

@@ -248,6 +248,20 @@ def test_security_headers_on_pages(client: TestClient, db: Database) -> None:
     assert r.headers["x-frame-options"] == "DENY"
 
 
+def test_a_redirect_carries_the_security_headers_that_apply_to_it(
+    client: TestClient, telegram_link: str
+) -> None:
+    """HSTS, and the Referrer-Policy that narrows what the messenger learns of the page the
+    person came from; nosniff and X-Frame-Options only concern content, which a 302 has none of.
+    (That the short-link front sends the same as the full stack: test_short_link_front.)"""
+    r = client.get(f"/{telegram_link}", headers={"user-agent": PHONE})
+    assert r.status_code == 302
+    assert r.headers["strict-transport-security"] == "max-age=31536000"
+    assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert "x-content-type-options" not in r.headers
+    assert "x-frame-options" not in r.headers
+
+
 def test_phone_only_messengers_show_a_scan_page_on_desktop(
     client: TestClient, db: Database
 ) -> None:
