@@ -128,12 +128,14 @@ def services(request: Request) -> Services:
 
 
 class ShortLinks:
-    """Pure ASGI, outermost: a person's click on a link this worker knows is answered here.
+    """Pure ASGI, in front of the whole app (`app.App`): a person's click on a link this
+    worker knows is answered here.
 
     It adds what the middleware would (request id, security headers, metrics, access line) but
-    skips their five wrappers and Starlette's routing, which together cost more than the click's
-    own work. Pages, unknown or uncached links, other methods, and an address over its miss
-    budget (the rate limiter refuses it) go down the normal stack, where `follow` answers.
+    skips their wrappers, Starlette's own error wrapper and routing, which together cost more
+    than the click's own work. Pages, unknown or uncached links, other methods, and an address
+    over its miss budget (the rate limiter refuses it) go down the normal stack, where `follow`
+    answers.
     """
 
     def __init__(self, app: ASGIApp, trusted: tuple[Network, ...], blocklist: Blocklist) -> None:
@@ -152,17 +154,18 @@ class ShortLinks:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        now = utcnow()
-        visit = Visit(scope)
-        visitor = visitors.classify(visit.user_agent, "GET")
-        direct = _direct(target, visit, visitor, now)
-        if direct is None:
-            await self.app(scope, receive, send)
-            return
         request_id = logs.request_id(scope)
         token = logs.REQUEST_ID.set(request_id)
         try:
-            headers = await _click(scope, svc, target, visit, visitor, direct, now)
+            try:
+                headers = await _person(scope, svc, target)
+            except Exception as error:
+                # No error middleware is around the front: answer as it would (logged, a 500).
+                await (await problems.unexpected(Request(scope), error))(scope, receive, send)
+                return
+            if headers is None:
+                await self.app(scope, receive, send)  # a page, not a plain 302
+                return
             unrecorded = headers[-1] is UNRECORDED
             headers += REDIRECT_HEADERS  # what the middleware adds to a redirect
             headers.append((b"x-request-id", request_id.encode()))
@@ -173,6 +176,19 @@ class ShortLinks:
             logs.access(scope, 302, 0, took, self.trusted)
         finally:
             logs.REQUEST_ID.reset(token)
+
+
+async def _person(
+    scope: Scope, svc: Services, target: links.Target
+) -> list[tuple[bytes, bytes]] | None:
+    """The front's click: the 302's headers, or None when the visit gets a page instead."""
+    now = utcnow()
+    visit = Visit(scope)
+    visitor = visitors.classify(visit.user_agent, "GET")
+    direct = _direct(target, visit, visitor, now)
+    if direct is None:
+        return None
+    return await _click(scope, svc, target, visit, visitor, direct, now)
 
 
 def _match(scope: Scope) -> str | None:

@@ -191,3 +191,28 @@ def test_a_failed_spool_still_opens_the_chat_without_a_ref(
         assert r.headers["x-click-recorded"] == "0"
         assert r.headers["location"] == "https://wa.me/14155550123?text=Hello"
     assert count(db, Click) == 0
+
+
+def test_a_bug_in_the_front_is_answered_as_the_full_stack_answers_one(
+    inside: TestClient,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The front sits outside Starlette's error middleware; a failure in it still gets the app's
+    500 problem and a logged traceback, not a bare server error or a dropped connection."""
+    code = make_link(db, [make_channel(db).id]).code
+    assert inside.get(f"/{code}", headers={"user-agent": PHONE}).status_code == 302  # cached
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(redirect.visitors, "classify", broken)
+    with caplog.at_level(logging.ERROR):
+        r = inside.get(f"/{code}", headers={"user-agent": PHONE})
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == "/problems/internal"
+    assert any(record.exc_info and "a bug" in str(record.exc_info[1]) for record in caplog.records)
+    drained(inside)
+    assert count(db, Click) == 1  # the first visit's only
