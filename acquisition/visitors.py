@@ -108,11 +108,26 @@ def _within(address: str, networks: Sequence[Network]) -> bool:
     return any(ip in net for net in networks)
 
 
-@lru_cache(maxsize=4096)
+# A dotted-quad IPv4 address exactly as the ipaddress module accepts one (no leading zeros).
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+
 def anonymize(address: str | None) -> str | None:
-    """Keep the network, drop the host: /24 for IPv4, /48 for IPv6 (IPs are personal data)."""
+    """Keep the network, drop the host: /24 for IPv4, /48 for IPv6 (IPs are personal data).
+
+    Every click is anonymised: a new IPv4 address costs ipaddress some 13 us (a cache does not
+    help, people's addresses rarely repeat), the pattern and a slice under a microsecond.
+    """
     if address is None:
         return None
+    if _IPV4.fullmatch(address):
+        return address[: address.rindex(".")] + ".0"
+    return _anonymize_other(address)
+
+
+@lru_cache(maxsize=4096)
+def _anonymize_other(address: str) -> str | None:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
