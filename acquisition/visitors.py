@@ -2,7 +2,8 @@
 
 Preview fetchers are matched by user-agent *prefix*: the in-app browsers of real people carry
 "Viber/11.9" or "FBAV" after a Mozilla/5.0 prefix and must be counted. Other bots come from the
-maintained crawlerdetect list. Results are cached per user agent: the regex list is slow.
+maintained crawlerdetect list, screened first with RE2 (`_is_crawler`). Results are cached per
+user agent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import re2
 from crawlerdetect import CrawlerDetect
+from crawlerdetect.providers.crawlers import data as crawler_patterns
 
 from acquisition.config import Network
 
@@ -37,7 +40,30 @@ PREVIEW_EXACT = ("WhatsApp", "Viber")
 PREVIEW_INSIDE_COMPATIBLE = ("vkShare", "VKRobot", "SkypeUriPreview")
 _MOBILE = re.compile(r"Mobi|Android|iPhone|iPod|Windows Phone|Opera Mini|IEMobile", re.I)
 _TABLET = re.compile(r"iPad|Tablet|Kindle|Silk|PlayBook|Android(?!.*Mobile)", re.I)
+_MOBILE_WORDS = ("mobi", "android", "iphone", "ipod", "windows phone", "opera mini")
+_TABLET_WORDS = ("ipad", "tablet", "kindle", "silk", "playbook")
 _detector = CrawlerDetect()
+
+
+def _crawler_hint() -> Any | None:
+    """crawlerdetect's crawler patterns as one RE2 automaton, or None if RE2 cannot take them.
+
+    RE2 has no lookarounds; without one a pattern matches more, never less (`Yandex(?!Search)`
+    becomes `Yandex`), so the automaton finds a crawler pattern wherever crawlerdetect could.
+    """
+    lookaround = re.compile(r"\(\?<?[=!][^()]*\)")
+    options = re2.Options()
+    options.case_sensitive = False  # as crawlerdetect compiles them
+    options.log_errors = False
+    try:
+        return re2.compile(
+            "(?:" + "|".join(lookaround.sub("", p) for p in crawler_patterns) + ")", options
+        )
+    except re2.error:
+        return None
+
+
+_CRAWLER_HINT = _crawler_hint()
 
 
 @dataclass(frozen=True)
@@ -52,9 +78,28 @@ def classify(user_agent: str, method: str = "GET") -> Visitor:
         return Visitor("bot", "other")
     if _is_preview(user_agent):
         return Visitor("preview", "other")
-    if not user_agent.strip() or _detector.isCrawler(user_agent):
+    if not user_agent.strip() or _is_crawler(user_agent):
         return Visitor("bot", "other")
     return Visitor("human", device(user_agent))
+
+
+def _is_crawler(user_agent: str) -> bool:
+    """crawlerdetect's answer, at a few microseconds for nearly every person's user agent.
+
+    crawlerdetect tries its ~1,500 patterns with Python's re at every position of the string:
+    0.6 ms for a phone's Safari, 2 ms for Instagram's in-app browser, on the event loop, for
+    every user agent not yet in the cache, and in-app browsers write the device, locale and
+    build into theirs, so many clicks bring a new one. RE2 finds whether any pattern occurs
+    at all in ~3 us; only then does crawlerdetect decide, with its exclusions (it cuts
+    browser tokens out first, so that a "CUBOT" phone stays a person). One difference: a
+    string built so that a pattern forms only where an excluded token was cut out counts as a
+    person here. Non-ASCII strings, which RE2 would read with other Unicode rules, always go
+    to crawlerdetect.
+    """
+    hint = _CRAWLER_HINT if user_agent.isascii() else None
+    if hint is not None and hint.search(user_agent) is None:
+        return False
+    return bool(_detector.isCrawler(user_agent))
 
 
 def _is_preview(user_agent: str) -> bool:
@@ -67,11 +112,22 @@ def _is_preview(user_agent: str) -> bool:
 
 
 def device(user_agent: str) -> str:
-    if _TABLET.search(user_agent):
+    """What `_TABLET`, then `_MOBILE`, find in it. For an ASCII string (every real user agent)
+    the same words are looked up in its lower-case form: the patterns with re.I took 26 us for
+    an in-app browser's string, the lookups take 1."""
+    if not user_agent.isascii():
+        return "tablet" if _TABLET.search(user_agent) else _mobile_or_desktop(user_agent)
+    lowered = user_agent.lower()
+    android = lowered.rfind("android")  # "Android(?!.*Mobile)": no "mobile" after the last one
+    if any(word in lowered for word in _TABLET_WORDS) or (
+        android >= 0 and "mobile" not in lowered[android:]
+    ):
         return "tablet"
-    if _MOBILE.search(user_agent):
-        return "mobile"
-    return "desktop"
+    return "mobile" if any(word in lowered for word in _MOBILE_WORDS) else "desktop"
+
+
+def _mobile_or_desktop(user_agent: str) -> str:
+    return "mobile" if _MOBILE.search(user_agent) else "desktop"
 
 
 def client_ip(
