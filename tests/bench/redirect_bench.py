@@ -1,7 +1,7 @@
 """Redirect throughput: our durable redirect against a bare Starlette 302, same server settings.
 
 Run:  .venv/bin/python tests/bench/redirect_bench.py [--seconds 8] [--workers 1]
-      [--db sqlite,postgresql] [--modes close,keepalive]
+      [--db sqlite,postgresql] [--modes close,keepalive,varied]
 Needs wrk (Debian package `wrk`). Rounds are interleaved (bare, ours, bare, ours) so that the
 machine's mood affects both alike. After each run of ours it counts the stored clicks and
 compares them with the 302s wrk received: every acknowledged click must be stored (a few more
@@ -46,6 +46,19 @@ function done(summary, latency, requests)
   local total = 0
   for _, t in ipairs(threads) do total = total + t:get("found") end
   io.write(string.format("FOUND302 %d\\n", total))
+end
+"""
+# "varied": every click brings a user agent never seen before, as in-app browsers (which write
+# device, locale and build into theirs) make common in real traffic; the worst case for the
+# per-user-agent caches of the visitor classification.
+VARIED = """
+math.randomseed(os.time())
+local agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+  .. "(KHTML, like Gecko) Mobile/15E148 Instagram 312.0.0.37.%d (iPhone14,5; iOS 17_1_2; "
+  .. "en_US; en; scale=3.00; 1170x2532; %d)"
+function request()
+  local ua = string.format(agent, math.random(1, 999), math.random(1e8, 9e8))
+  return wrk.format(nil, nil, {["User-Agent"] = ua})
 end
 """
 
@@ -210,6 +223,8 @@ def run_mode(
     script: Path,
 ) -> list[str]:
     close = mode == "close"
+    if mode == "varied":
+        script = script.with_name("varied.lua")
     bare_url, ours_url = (f"http://127.0.0.1:{port}/{code}" for port in (bare_port, ours_port))
     wrk(ours_url, 2, args.connections, script, close)  # warm up
     wrk(bare_url, 2, args.connections, script, close)
@@ -257,7 +272,8 @@ def main() -> int:
         "--modes",
         default="close,keepalive",
         help="close: a new connection per request, as real clicks arrive; "
-        "keepalive: one connection reused",
+        "keepalive: one connection reused; varied: keep-alive, every click with a user agent "
+        "never seen before",
     )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
@@ -268,6 +284,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         script = tmp / "count.lua"
         script.write_text(LUA)
+        (tmp / "varied.lua").write_text(LUA + VARIED)
         lines = []
         for name in args.db.split(","):
             lines += bench_database(name.strip(), args, script, tmp)
