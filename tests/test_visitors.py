@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address, ip_network
+
 import pytest
 from crawlerdetect import CrawlerDetect
 from hypothesis import given
@@ -122,3 +124,27 @@ def test_the_device_is_what_the_patterns_say(words: list[str], separator: str) -
 @given(st.text(max_size=60))
 def test_the_device_of_any_string_is_what_the_patterns_say(user_agent: str) -> None:
     assert visitors.device(user_agent) == _device_by_patterns(user_agent)
+
+
+NETWORKS = (ip_network("10.0.0.0/8"), ip_network("192.168.1.0/24"), ip_network("fd00::/8"))
+
+
+def _within_by_ipaddress(address: str) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in NETWORKS)
+
+
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(network="10.0.0.0/8").map(str),
+        st.ip_addresses(network="192.168.0.0/23").map(str),
+        st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{1,4}){2,4}\Z"),
+        st.text(alphabet="0123456789.:abcdefx ", max_size=20),
+    )
+)
+def test_a_proxy_is_trusted_exactly_where_ipaddress_says(address: str) -> None:
+    assert visitors._within(address, NETWORKS) == _within_by_ipaddress(address)
