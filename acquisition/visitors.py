@@ -120,7 +120,9 @@ def device(user_agent: str) -> str:
     the same words are looked up in its lower-case form: the patterns with re.I took 26 us for
     an in-app browser's string, the lookups take 1."""
     if not user_agent.isascii():
-        return "tablet" if _TABLET.search(user_agent) else _mobile_or_desktop(user_agent)
+        if _TABLET.search(user_agent):
+            return "tablet"
+        return "mobile" if _MOBILE.search(user_agent) else "desktop"
     lowered = user_agent.lower()
     android = lowered.rfind("android")  # "Android(?!.*Mobile)": no "mobile" after the last one
     if any(word in lowered for word in _TABLET_WORDS) or (
@@ -128,10 +130,6 @@ def device(user_agent: str) -> str:
     ):
         return "tablet"
     return "mobile" if any(word in lowered for word in _MOBILE_WORDS) else "desktop"
-
-
-def _mobile_or_desktop(user_agent: str) -> str:
-    return "mobile" if _MOBILE.search(user_agent) else "desktop"
 
 
 def client_ip(

@@ -130,7 +130,7 @@ def test_redirects_counted_in_bulk_land_in_the_right_latency_buckets(inside: Tes
         return sample(text, "acquisition_request_duration_seconds_bucket", kind="redirect", le=le)
 
     before = scrape(inside)
-    scope = {"route": routes[0], "root_path": "", "app_root_path": ""}
+    scope = {"method": "GET", "route": routes[0], "root_path": "", "app_root_path": ""}
     for took in (0.0004, 0.001, 0.0011, 0.3, 7.0):  # 0.001 itself is in the 0.001 bucket
         metrics.redirected(scope, False, took)
     metrics.redirected(scope, True, 0.002)
