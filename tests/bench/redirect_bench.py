@@ -91,7 +91,7 @@ def start(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.
         "--http",
         "httptools",
     ]
-    if "create_app_from_env" in app:
+    if not app.endswith(":app"):  # ours are factories (each worker builds its app)
         cmd.append("--factory")
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
     wait_port(port)
