@@ -198,7 +198,11 @@ def bench_database(name: str, args: argparse.Namespace, script: Path, tmp: Path)
         admin.dispose()
         url = args.postgres.rsplit("/", 1)[0] + "/acq_bench"
     code = prepare(url)
-    env = {"ACQUISITION_DATABASE_URL": url, "ACQUISITION_SECRET_KEY": "bench-secret-key-0123456789"}
+    env = {
+        "ACQUISITION_DATABASE_URL": url,
+        "ACQUISITION_SECRET_KEY": "bench-secret-key-0123456789",
+        "ACQUISITION_SPOOL_DIR": str(tmp / f"spool-{name}"),  # not the checkout's folder
+    }
     bare_port, ours_port = free_port(), free_port()
     bare = start("tests.bench.bare_app:app", bare_port, args.workers, {})
     ours = start("acquisition.web.app:create_app_from_env", ours_port, args.workers, env)
