@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -252,12 +253,14 @@ def run_mode(
     ratio = sum(r["rps"] for r in results["ours"]) / sum(r["rps"] for r in results["bare"])
     # Each round's own ratio (ours against the bare run just before it): how far the machine's
     # drift moves the figure within one run.
-    rounds = " ".join(
-        f"{o['rps'] / b['rps']:.2f}" for b, o in zip(results["bare"], results["ours"], strict=True)
-    )
+    # The median of those is the figure a single slow or fast moment moves least.
+    each = [o["rps"] / b["rps"] for b, o in zip(results["bare"], results["ours"], strict=True)]
+    rounds = " ".join(f"{r:.2f}" for r in each)
+    median = statistics.median(each)
     lost = max(0, acked - saved)
     lines.append(
-        f"{label} ratio ours/bare = {ratio:.2f} (rounds {rounds})   302s received {acked}   "
+        f"{label} ratio ours/bare = {ratio:.2f} (rounds {rounds}; median {median:.2f})   "
+        f"302s received {acked}   "
         f"clicks stored {saved} (all in the database {lag:.1f} s after the load)   lost {lost}"
     )
     if lost:
