@@ -15,7 +15,6 @@ import argparse
 import gc
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -92,17 +91,15 @@ def main() -> int:
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgresql"])
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
-        return 2
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        script = tmp / "count.lua"
-        script.write_text(bench.LUA)
+        script = bench.scripts(tmp)
+        if script is None:
+            return 2
         servers = {}
         try:
             for name in ("default", "worker"):
-                url = database(args, tmp, name)
+                url = bench.fresh_database(args.db, args.postgres, tmp, f"gc_{name}")
                 code = bench.prepare(url)
                 env = {
                     "ACQUISITION_DATABASE_URL": url,
@@ -135,19 +132,6 @@ def main() -> int:
         + ")"
     )
     return 0
-
-
-def database(args: argparse.Namespace, tmp: Path, name: str) -> str:
-    if args.db == "sqlite":
-        return f"sqlite:///{tmp}/{name}.db"
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS acq_gc_{name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE acq_gc_{name}"))
-    admin.dispose()
-    return args.postgres.rsplit("/", 1)[0] + f"/acq_gc_{name}"
 
 
 def rounds(

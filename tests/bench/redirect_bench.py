@@ -188,16 +188,31 @@ def settled(url: str, before: int, acked: int) -> tuple[int, float]:
         time.sleep(0.2)
 
 
+def fresh_database(kind: str, postgres: str, tmp: Path, name: str = "bench") -> str:
+    """The URL of a new, empty database: a file in `tmp`, or `acq_<name>` on the server."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp}/{name}.db"
+    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS acq_{name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE acq_{name}"))
+    admin.dispose()
+    return postgres.rsplit("/", 1)[0] + f"/acq_{name}"
+
+
+def scripts(tmp: Path) -> Path | None:
+    """wrk's script that counts the 302s (its `varied` twin beside it); None without wrk."""
+    if shutil.which("wrk") is None:
+        print("wrk is needed: apt-get install wrk", file=sys.stderr)
+        return None
+    script = tmp / "count.lua"
+    script.write_text(LUA)
+    (tmp / "varied.lua").write_text(LUA + VARIED)
+    return script
+
+
 def bench_database(name: str, args: argparse.Namespace, script: Path, tmp: Path) -> list[str]:
-    if name == "sqlite":
-        url = f"sqlite:///{tmp}/bench.db"
-    else:
-        admin = create_engine(args.postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS acq_bench WITH (FORCE)"))
-            conn.execute(text("CREATE DATABASE acq_bench"))
-        admin.dispose()
-        url = args.postgres.rsplit("/", 1)[0] + "/acq_bench"
+    url = fresh_database(name, args.postgres, tmp)
     code = prepare(url)
     env = {
         "ACQUISITION_DATABASE_URL": url,
@@ -284,14 +299,11 @@ def main() -> int:
     )
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
-        return 2
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        script = tmp / "count.lua"
-        script.write_text(LUA)
-        (tmp / "varied.lua").write_text(LUA + VARIED)
+        script = scripts(tmp)
+        if script is None:
+            return 2
         lines = []
         for name in args.db.split(","):
             lines += bench_database(name.strip(), args, script, tmp)

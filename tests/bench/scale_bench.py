@@ -11,20 +11,18 @@ load generator shares the machine, so on 2 cores the gain flattens past two work
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.bench.redirect_bench import (  # noqa: E402
-    LUA,
     free_port,
+    fresh_database,
     prepare,
+    scripts,
     start,
     stop,
     stored,
@@ -32,15 +30,6 @@ from tests.bench.redirect_bench import (  # noqa: E402
 )
 
 SECRET = "bench-secret-key-0123456789"
-
-
-def fresh_database(postgres: str, name: str) -> str:
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return postgres.rsplit("/", 1)[0] + f"/{name}"
 
 
 def run_width(
@@ -75,16 +64,14 @@ def main() -> int:
     parser.add_argument("--mode", choices=("close", "keepalive"), default="close")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is needed: apt-get install wrk", file=sys.stderr)
-        return 2
-    url = fresh_database(args.postgres, "acq_scale")
-    code = prepare(url)
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        script = tmp / "count.lua"
-        script.write_text(LUA)
+        script = scripts(tmp)
+        if script is None:
+            return 2
+        url = fresh_database("postgresql", args.postgres, tmp, "scale")
+        code = prepare(url)
         for width in (int(w) for w in args.workers.split(",")):
             rows.append(run_width(width, url, code, args, script, tmp / f"spool{width}"))
     base = rows[0]["rps"]
