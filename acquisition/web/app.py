@@ -61,10 +61,6 @@ class App(Starlette):
         await self.front(scope, receive, send)
 
 
-# Allocations between two collections of young objects in a worker (Python's default: 700).
-YOUNG_COLLECTION = 10_000
-
-
 def create_app(
     settings: Settings, database: Database | None = None, *, freeze_heap: bool = False
 ) -> App:
@@ -93,12 +89,6 @@ def create_app(
             # a few times a minute under load.
             gc.collect()
             gc.freeze()
-            # Every redirect waits for its group's fdatasync, so the objects of the requests in
-            # flight (~30 each) are alive at any moment. At the default threshold a young
-            # collection came every 700 allocations, walked them all again and promoted them
-            # into the older generations: 5.3 us of the event loop's time per click, against
-            # 0.2 us at this one (tests/bench/gc_bench.py).
-            gc.set_threshold(YOUNG_COLLECTION, *gc.get_threshold()[1:])
         try:
             yield
         finally:
@@ -149,10 +139,20 @@ def create_app(
     )
 
 
+# Allocations between two collections of young objects in a worker (Python's default: 700).
+YOUNG_COLLECTION = 10_000
+
+
 def create_app_from_env() -> App:
     """The uvicorn factory used by `acquisition serve` (each worker builds its own app)."""
     # The click drainer (and the relay and rollup threads) run Python between their database
     # calls; by default a thread keeps the GIL for up to 5 ms before handing it over, a wait
     # that would sit on every redirect in flight.
     sys.setswitchinterval(0.0005)
+    # Every redirect waits for its group's fdatasync, so the objects of the requests in flight
+    # (~30 each) are alive at any moment. At the default threshold a young collection came
+    # every 700 allocations, walked them all again and promoted them into the older
+    # generations: 5.3 us of the event loop's time per click, against 0.2 us at this one
+    # (tests/bench/gc_bench.py).
+    gc.set_threshold(YOUNG_COLLECTION, *gc.get_threshold()[1:])
     return create_app(Settings.from_env(), freeze_heap=True)

@@ -74,7 +74,10 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"server on port {port} did not start")
 
 
-def start(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(
+    app: str, port: int, workers: int, env: dict[str, str], factory: bool = True
+) -> subprocess.Popen[bytes]:
+    """`app` is a factory (ours: each worker builds its app) unless `factory` is False."""
     cmd = [
         sys.executable,
         "-m",
@@ -92,7 +95,7 @@ def start(app: str, port: int, workers: int, env: dict[str, str]) -> subprocess.
         "--http",
         "httptools",
     ]
-    if not app.endswith(":app"):  # ours are factories (each worker builds its app)
+    if factory:
         cmd.append("--factory")
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
     wait_port(port)
@@ -220,7 +223,7 @@ def bench_database(name: str, args: argparse.Namespace, script: Path, tmp: Path)
         "ACQUISITION_SPOOL_DIR": str(tmp / f"spool-{name}"),  # not the checkout's folder
     }
     bare_port, ours_port = free_port(), free_port()
-    bare = start("tests.bench.bare_app:app", bare_port, args.workers, {})
+    bare = start("tests.bench.bare_app:app", bare_port, args.workers, {}, factory=False)
     ours = start("acquisition.web.app:create_app_from_env", ours_port, args.workers, env)
     lines = []
     try:
@@ -266,9 +269,8 @@ def run_mode(
         p99 = max(r["p99"] for r in runs)
         lines.append(f"{label} {kind:5} {rps:9.0f} req/s   p50 {p50:7.2f} ms   p99 {p99:8.2f} ms")
     ratio = sum(r["rps"] for r in results["ours"]) / sum(r["rps"] for r in results["bare"])
-    # Each round's own ratio (ours against the bare run just before it): how far the machine's
-    # drift moves the figure within one run.
-    # The median of those is the figure a single slow or fast moment moves least.
+    # Each round's own ratio (ours against the bare run just before it) shows how far the
+    # machine's drift moves the figure within one run; their median is what it moves least.
     each = [o["rps"] / b["rps"] for b, o in zip(results["bare"], results["ours"], strict=True)]
     rounds = " ".join(f"{r:.2f}" for r in each)
     median = statistics.median(each)
