@@ -26,7 +26,7 @@ from acquisition.models.accounts import User
 from acquisition.web.admin import catalog, security
 from acquisition.web.app import create_app
 from tests import deliveries as d
-from tests.conftest import BASE_URL, count, drained
+from tests.conftest import BASE_URL, count, drained, inside_a_minute
 from tests.factories import make_channel, make_link
 
 EMAIL = "anna@example.com"
@@ -261,6 +261,7 @@ def strict_client(settings: Settings, db: Database, tmp_path: Path) -> Iterator[
         ),
         db,
     )
+    inside_a_minute()
     with TestClient(
         app, base_url=BASE_URL, follow_redirects=False, client=("10.0.0.1", 50000)
     ) as test_client:

@@ -16,7 +16,7 @@ from acquisition.db import Database
 from acquisition.web.app import create_app
 from acquisition.web.redirect import routes
 from tests import deliveries as d
-from tests.conftest import BASE_URL, drained
+from tests.conftest import BASE_URL, drained, inside_a_minute
 from tests.factories import make_channel, make_link
 
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -116,6 +116,7 @@ def test_routes_are_labelled_by_template_not_by_path(inside: TestClient, db: Dat
 
 def test_a_rate_limited_answer_is_counted(settings: Settings, db: Database, tmp_path: Path) -> None:
     strict = replace(settings, rate_limit_api="1/minute", spool_dir=str(tmp_path / "s"))
+    inside_a_minute()
     with TestClient(create_app(strict, db), base_url=BASE_URL, client=("10.1.2.3", 1)) as c:
         before = sample(scrape(c), "acquisition_rate_limited_total", limit="api")
         c.get("/api/v1/links")

@@ -20,7 +20,7 @@ from acquisition.models import Click
 from acquisition.web import ratelimit
 from acquisition.web.app import create_app
 from tests import deliveries as d
-from tests.conftest import BASE_URL, count, drained
+from tests.conftest import BASE_URL, count, drained, inside_a_minute
 from tests.factories import make_channel, make_link
 
 PHONE = d.PHONE
@@ -30,6 +30,7 @@ def app_client(
     settings: Settings, db: Database, tmp_path: Path, client: tuple[str, int] = ("10.0.0.1", 1)
 ) -> TestClient:
     app = create_app(replace(settings, spool_dir=str(tmp_path / "spool")), db)
+    inside_a_minute()
     return TestClient(app, base_url=BASE_URL, follow_redirects=False, client=client)
 
 
