@@ -35,6 +35,8 @@ def attribute(session: Session, start: Start) -> bool:
         select(Click, Link.placement_id)
         .join(Link, Link.id == Click.link_id)
         .where(Click.ref == ref)
+        # Two clicks months apart may share a ref (see refs): the start is the latest's.
+        .order_by(Click.at.desc())
     ).first()
     if found is None:
         return False

@@ -6,7 +6,7 @@ and a small helper process (`spool_sync`) fdatasyncs the file; the 302s go out w
 answers, and every group that waits when an fdatasync starts shares it (group commit; a lone
 click under load waits up to a millisecond for company, see `ClickSpool._flush`). A
 drainer thread moves spooled clicks into the `clicks` table in large batches, idempotently
-(the ref is unique, replays insert nothing).
+(a click's ref and time are unique, replays insert nothing).
 
 Why not INSERT+COMMIT per click: a commit per click reached ~0.12x of a bare redirect, and a
 database commit on the hot path also means a database outage stops printed QR codes from
@@ -513,7 +513,7 @@ def _day(line: bytes) -> date | None:
 
 
 _AWAY = (OperationalError, InterfaceError, TimeoutError)
-_SKIP_STORED = " ON CONFLICT (ref) DO NOTHING"
+_SKIP_STORED = " ON CONFLICT (ref, at) DO NOTHING"
 
 
 def _encode(values: list[Any]) -> bytes:
@@ -527,7 +527,7 @@ def _json_array(lines: list[bytes]) -> str:
 
 
 def _insert_sql(dialect: str, idempotent: bool = True) -> str:
-    """INSERT ... SELECT over a JSON array of spooled lines (`idempotent`: on the ref).
+    """INSERT ... SELECT over a JSON array of spooled lines (`idempotent`: on ref and time).
 
     One statement (no RETURNING): SQLite then hands the GIL back once per chunk, not per row.
     """

@@ -11,6 +11,11 @@ refs, and the gap widens as the table outgrows memory. Stamped refs land side by
 any time-ordered key. Guessing stays hopeless (a guess that knows the stamp still faces 2^40
 suffixes), and the chance of two equal refs is the same as with 60 random bits: the stamp only
 sorts them, over time every stamp value is used alike.
+
+60 bits are not unique forever: at ten million clicks a day two clicks share a ref a few
+times a year, months apart (within the same sixteenth of a second it would take 2^40
+clicks). So a click is keyed by its ref and its time, both are stored, and a start that
+brings the ref is the latest click's.
 """
 
 from __future__ import annotations

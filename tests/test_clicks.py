@@ -111,6 +111,24 @@ def test_a_chunk_some_of_whose_clicks_are_stored_already_stores_the_rest_once(
     assert reported[-1] == refs_  # a late start waiting for any of them is looked for
 
 
+def test_two_clicks_that_share_a_ref_months_apart_are_both_stored(
+    db: Database, tmp_path: Path
+) -> None:
+    """60-bit refs repeat a few times a year at ten million clicks a day: the later click
+    is an acknowledged click of its own, not a replay to skip."""
+    channel = make_channel(db)
+    link = make_link(db, [channel.id])
+    ref = refs.make()
+    spring = line(link.id, channel.id, ref=ref, at="2026-03-01T10:00:00.000001+00:00")
+    autumn = line(link.id, channel.id, ref=ref, at="2026-11-27T05:04:03.000007+00:00")
+    spool = ClickSpool(tmp_path / "spool", db.engine)
+    drain_whole(spool, spool_file(tmp_path, [spring]))
+    path = spool_file(tmp_path, [spring, autumn])  # a replay of the first, then the second
+    drain_whole(spool, path)
+    drain_whole(spool, path)
+    assert [(click.ref, click.at.month) for click in stored(db)] == [(ref, 3), (ref, 11)]
+
+
 def test_a_torn_or_refused_line_is_skipped_and_the_rest_stored(
     db: Database, tmp_path: Path
 ) -> None:

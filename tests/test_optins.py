@@ -126,6 +126,16 @@ def test_a_start_resolves_its_ref_to_the_click_link_placement_and_utm(
     assert outcome.reply == {"method": "sendMessage", "chat_id": 42, "text": "Coupon SPRING10"}
 
 
+def test_a_ref_two_clicks_share_months_apart_is_the_latest_clicks(
+    db: Database, channel: Channel, link: Link
+) -> None:
+    ref = make_click(db, link, channel.id, at=at(-60 * 24 * 200), source="old flyer")
+    make_click(db, link, channel.id, ref, at=at(0), source="billboard")
+    record(db, channel, start(1, at(1), ref))
+    [touch] = starts(db)
+    assert touch.source == "billboard"
+
+
 def test_a_start_that_beats_its_click_to_the_database_is_attributed_when_the_click_lands(
     db: Database, channel: Channel, link: Link
 ) -> None:

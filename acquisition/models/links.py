@@ -121,12 +121,15 @@ class Click(Base):
     __table_args__ = (
         Index("ix_clicks_link_id_at", "link_id", "at"),
         CheckConstraint("visitor IN ('human', 'preview', 'bot')", name="visitor"),
+        # A click's key for idempotent spool replays. Not the ref alone: two clicks months
+        # apart may share one (see refs), and the later must not be skipped as a replay.
+        UniqueConstraint("ref", "at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     link_id: Mapped[int] = mapped_column(ForeignKey("links.id"))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
-    ref: Mapped[str | None] = mapped_column(String(32), unique=True)
+    ref: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     visitor: Mapped[str] = mapped_column(String(8))
     device: Mapped[str] = mapped_column(String(8))

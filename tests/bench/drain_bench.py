@@ -1,5 +1,5 @@
 """Draining cost per click with time-stamped refs (what `refs.make` gives) against fully random
-ones, on a clicks table that already holds many clicks: the unique index on `ref` takes every
+ones, on a clicks table that already holds many clicks: the unique index on (ref, at) takes every
 insert, and where an insert lands in it decides how many pages each drained chunk dirties.
 
 Run:  .venv/bin/python tests/bench/drain_bench.py [--existing 300000] [--drained 40000]
