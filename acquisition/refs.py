@@ -4,7 +4,7 @@ A ref is 12 characters of Crockford base32: it fits every messenger's payload al
 people can read it aloud or keep it in an edited WhatsApp message. The first 4 characters
 stamp the time (1/16 s steps, repeating every ~18 hours), the other 8 are random (40 bits).
 
-Why a stamp: every click is inserted into the unique index on `ref`. Fully random refs land
+Why a stamp: every click is inserted into the unique index on (ref, at). Fully random refs land
 on random pages of that index, so each drained click dirtied a page of its own: measured on
 150k clicks, 27 us of CPU per click (10 us of it writing pages) against 14 us with stamped
 refs, and the gap widens as the table outgrows memory. Stamped refs land side by side, like
