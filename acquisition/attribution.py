@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
-from sqlalchemy import or_, select, text
+from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.orm import Session
 
 from acquisition import refs, rollups
@@ -34,16 +35,13 @@ def attribute(session: Session, start: Start) -> bool:
     found = session.execute(
         select(Click, Link.placement_id)
         .join(Link, Link.id == Click.link_id)
-        .where(Click.ref == ref)
+        .where(Click.ref == ref, _of_channel(start.channel_id))
         # Two clicks months apart may share a ref (see refs): the start is the latest's.
         .order_by(Click.at.desc())
     ).first()
     if found is None:
         return False
     click, placement_id = found
-    # A ref is public and replayable; one that belongs to another channel proves nothing here.
-    if click.channel_id is not None and click.channel_id != start.channel_id:
-        return False
     start.click_id, start.link_id, start.placement_id = click.id, click.link_id, placement_id
     for name in UTM:
         setattr(start, name, getattr(click, name))
@@ -152,8 +150,14 @@ def resolvable(session: Session, now: datetime | None = None) -> list[str]:
                 Start.click_id.is_(None),
                 Start.received_at >= since,
                 # another channel's click never attributes: it would be "resolvable" forever
-                or_(Click.channel_id.is_(None), Click.channel_id == Start.channel_id),
+                _of_channel(Start.channel_id),
             )
             .limit(1000)
         )
     )
+
+
+def _of_channel(channel_id: Any) -> ColumnElement[bool]:
+    """A click a start of this channel may come from. A ref is public and replayable: one
+    that belongs to another channel's click proves nothing here."""
+    return or_(Click.channel_id.is_(None), Click.channel_id == channel_id)

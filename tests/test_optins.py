@@ -136,6 +136,17 @@ def test_a_ref_two_clicks_share_months_apart_is_the_latest_clicks(
     assert touch.source == "billboard"
 
 
+def test_a_shared_ref_is_the_latest_click_of_the_starts_own_channel(
+    db: Database, channel: Channel, link: Link
+) -> None:
+    other = make_channel(db, "telegram", "other_bot")
+    ref = make_click(db, link, channel.id, at=at(-60 * 24 * 200), source="flyer")
+    make_click(db, make_link(db, [other.id]), other.id, ref, at=at(0), source="elsewhere")
+    record(db, channel, start(1, at(1), ref))
+    [touch] = starts(db)
+    assert (touch.source, touch.link_id) == ("flyer", link.id)
+
+
 def test_a_start_that_beats_its_click_to_the_database_is_attributed_when_the_click_lands(
     db: Database, channel: Channel, link: Link
 ) -> None:

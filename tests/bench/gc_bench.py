@@ -101,12 +101,11 @@ def main() -> int:
             for name in ("default", "worker"):
                 url = bench.fresh_database(args.db, args.postgres, tmp, f"gc_{name}")
                 code = bench.prepare(url)
-                env = {
-                    "ACQUISITION_DATABASE_URL": url,
-                    "ACQUISITION_SECRET_KEY": "bench-secret-key-0123456789",
-                    "ACQUISITION_SPOOL_DIR": str(tmp / f"spool-{name}"),
+                env = bench.server_env(
+                    url,
+                    tmp / f"spool-{name}",
                     **({"GC_BENCH_DEFAULT": "1"} if name == "default" else {}),
-                }
+                )
                 port = bench.free_port()
                 proc = bench.start("tests.bench.gc_bench:worker", port, 1, env)
                 servers[name] = (proc, port, f"http://127.0.0.1:{port}/{code}")

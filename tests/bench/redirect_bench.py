@@ -34,6 +34,7 @@ from acquisition.db import connect, migrate  # noqa: E402
 from acquisition.models import Click  # noqa: E402
 from tests.live_server import free_port  # noqa: E402
 
+SECRET = "bench-secret-key-0123456789"
 PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
@@ -151,8 +152,19 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
+def server_env(url: str, spool: Path, **more: str) -> dict[str, str]:
+    """What a server of ours is started with: its database, and a spool folder of the run's
+    own (never the checkout's)."""
+    return {
+        "ACQUISITION_DATABASE_URL": url,
+        "ACQUISITION_SECRET_KEY": SECRET,
+        "ACQUISITION_SPOOL_DIR": str(spool),
+        **more,
+    }
+
+
 def prepare(database_url: str) -> str:
-    settings = Settings(database_url=database_url, secret_key="bench-secret-key-0123456789")
+    settings = Settings(database_url=database_url, secret_key=SECRET)
     db = connect(settings)
     migrate(db.engine)
     with db.writer.begin() as session:
@@ -217,11 +229,7 @@ def scripts(tmp: Path) -> Path | None:
 def bench_database(name: str, args: argparse.Namespace, script: Path, tmp: Path) -> list[str]:
     url = fresh_database(name, args.postgres, tmp)
     code = prepare(url)
-    env = {
-        "ACQUISITION_DATABASE_URL": url,
-        "ACQUISITION_SECRET_KEY": "bench-secret-key-0123456789",
-        "ACQUISITION_SPOOL_DIR": str(tmp / f"spool-{name}"),  # not the checkout's folder
-    }
+    env = server_env(url, tmp / f"spool-{name}")
     bare_port, ours_port = free_port(), free_port()
     bare = start("tests.bench.bare_app:app", bare_port, args.workers, {}, factory=False)
     ours = start("acquisition.web.app:create_app_from_env", ours_port, args.workers, env)

@@ -23,24 +23,18 @@ from tests.bench.redirect_bench import (  # noqa: E402
     fresh_database,
     prepare,
     scripts,
+    server_env,
     start,
     stop,
     stored,
     wrk,
 )
 
-SECRET = "bench-secret-key-0123456789"
-
 
 def run_width(
     workers: int, url: str, code: str, args: argparse.Namespace, script: Path, spool: Path
 ) -> dict[str, float]:
-    env = {
-        "ACQUISITION_DATABASE_URL": url,
-        "ACQUISITION_SECRET_KEY": SECRET,
-        "ACQUISITION_SPOOL_DIR": str(spool),
-        "ACQUISITION_LINK_CACHE_SECONDS": "60",
-    }
+    env = server_env(url, spool, ACQUISITION_LINK_CACHE_SECONDS="60")
     port = free_port()
     proc = start("acquisition.web.app:create_app_from_env", port, workers, env)
     target = f"http://127.0.0.1:{port}/{code}"
