@@ -33,6 +33,23 @@ def own() -> Iterator[tuple[str, Database]]:
         yield url, db
 
 
+def waiting_on_the_lock(db: Database, requests: int, timeout: float = 10) -> None:
+    """Until `requests` backends wait for the lock on api_keys (each holding a connection)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.engine.connect() as conn:
+            waiting = conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = relation"
+                    " WHERE relname = 'api_keys' AND NOT granted"
+                )
+            )
+        if waiting >= requests:
+            return
+        assert time.monotonic() < deadline, f"{waiting} of {requests} requests wait on the lock"
+        time.sleep(0.02)
+
+
 def test_an_exhausted_pool_answers_503_within_a_second(
     own: tuple[str, Database], tmp_path: Path
 ) -> None:
@@ -69,7 +86,9 @@ def test_an_exhausted_pool_answers_503_within_a_second(
             ]
             for thread in slow:
                 thread.start()
-            time.sleep(0.5)  # both now hold the worker's two connections
+            # Both must hold the worker's two connections before the next call: a fixed sleep
+            # sometimes let that call take a connection first and wait on the lock itself.
+            waiting_on_the_lock(db, 2)
 
             started = time.monotonic()
             r = web.get("/api/v1/links", headers=auth)
