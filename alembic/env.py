@@ -38,8 +38,8 @@ if connection is not None:
     run(connection)
 else:
     from acquisition.config import Settings
-    from acquisition.db import connect
+    from acquisition.db import connect, schema_change
 
     database = connect(Settings.from_env())
-    with database.engine.begin() as conn:
+    with schema_change(database.engine) as conn:
         run(conn)

@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import select
 
-from acquisition.db import ALEMBIC_DIR, Database
-from acquisition.models import Base
+from acquisition.config import Settings
+from acquisition.db import ALEMBIC_DIR, Database, connect, migrate, schema_change
+from acquisition.models import Base, Click, Start
+from alembic import command
+from tests.conftest import DATABASES, SECRET, _postgres_database
+from tests.factories import make_channel, make_link
+from tests.test_optins import at, make_click, record, start
 
 
 def test_migrations_build_exactly_the_models(database: Database) -> None:
@@ -32,3 +43,60 @@ def test_migrating_twice_changes_nothing(database: Database) -> None:
     with database.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+@pytest.fixture(params=DATABASES)
+def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A database of its own: this test moves it to older revisions and back."""
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'scratch.db'}"])
+    else:
+        urls = _postgres_database()
+    url = next(urls)
+    db = connect(Settings(database_url=url, secret_key=SECRET))
+    migrate(db.engine)
+    try:
+        yield db
+    finally:
+        db.dispose()
+        for _ in urls:  # drops the PostgreSQL database
+            pass
+
+
+def _to(db: Database, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    with schema_change(db.engine) as conn:
+        config.attributes["connection"] = conn
+        if revision == "heads":
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+
+def test_the_click_migrations_step_back_and_forth_keeping_clicks_and_their_starts(
+    scratch: Database,
+) -> None:
+    """0007 rebuilds `clicks` on SQLite while starts point at its rows."""
+    channel = make_channel(scratch)
+    link = make_link(scratch, [channel.id])
+    ref = make_click(scratch, link, channel.id, source="flyer")
+    record(scratch, channel, start(1, at(1), ref))
+
+    def rows() -> list[tuple[Any, ...]]:
+        with scratch.engine.connect() as conn:
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    select(Click.id, Click.ref, Click.source, Start.click_id).join(
+                        Start, Start.ref == Click.ref
+                    )
+                )
+            ]
+
+    before = rows()
+    assert len(before) == 1 and before[0][0] == before[0][3]
+    _to(scratch, "0006")
+    assert rows() == before
+    _to(scratch, "heads")
+    assert rows() == before
