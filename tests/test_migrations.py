@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from acquisition.config import Settings
 from acquisition.db import ALEMBIC_DIR, Database, connect, migrate, schema_change
@@ -74,10 +74,15 @@ def _to(db: Database, revision: str) -> None:
             command.downgrade(config, revision)
 
 
+def _clicks_foreign_keys(db: Database) -> set[str]:
+    with db.engine.connect() as conn:
+        return {fk["referred_table"] for fk in inspect(conn).get_foreign_keys("clicks")}
+
+
 def test_the_click_migrations_step_back_and_forth_keeping_clicks_and_their_starts(
     scratch: Database,
 ) -> None:
-    """0007 rebuilds `clicks` on SQLite while starts point at its rows."""
+    """0007 and 0008 rebuild `clicks` on SQLite while starts point at its rows."""
     channel = make_channel(scratch)
     link = make_link(scratch, [channel.id])
     ref = make_click(scratch, link, channel.id, source="flyer")
@@ -96,7 +101,10 @@ def test_the_click_migrations_step_back_and_forth_keeping_clicks_and_their_start
 
     before = rows()
     assert len(before) == 1 and before[0][0] == before[0][3]
+    assert _clicks_foreign_keys(scratch) == set()
     _to(scratch, "0006")
+    assert _clicks_foreign_keys(scratch) == {"links", "channels"}
     assert rows() == before
     _to(scratch, "heads")
+    assert _clicks_foreign_keys(scratch) == set()
     assert rows() == before

@@ -48,10 +48,11 @@ def stamped_ref(n: int) -> str:
     return refs.stamp(step) + random_ref(n)[refs.STAMP :]
 
 
-def line(n: int, make_ref: Callable[[int], str], link_id: int) -> bytes:
+def line(n: int, make_ref: Callable[[int], str], target: tuple[int, int]) -> bytes:
+    """A person's click on the link and channel of `target`, as the redirect spools it."""
     row = {
-        "link_id": link_id,
-        "channel_id": None,
+        "link_id": target[0],
+        "channel_id": target[1],
         "ref": make_ref(n),
         "at": START + timedelta(seconds=n / RATE),
         "visitor": "human",
@@ -98,13 +99,13 @@ def drain(
     first: int,
     count: int,
     make_ref: Callable[[int], str],
-    link_id: int,
+    target: tuple[int, int],
 ) -> tuple[float, float, float]:
     """Insert `count` clicks chunk by chunk; (process CPU, backend CPU, wall) in seconds of the
     inserts alone (the spool lines are made beforehand)."""
     chunks = []
     for start in range(first, first + count, CHUNK):
-        chunks.append([line(n, make_ref, link_id)[:-1] for n in range(start, start + CHUNK)])
+        chunks.append([line(n, make_ref, target)[:-1] for n in range(start, start + CHUNK)])
     with engine.connect() as connection:
         pid = None
         if engine.dialect.name == "postgresql":
@@ -157,10 +158,13 @@ def main() -> int:
                 engine = db.engine
                 json_statement = as_json(engine.dialect.name)
                 with engine.connect() as connection:
-                    link_id = connection.execute(text("SELECT min(id) FROM links")).scalar_one()
+                    link_id, channel_id = connection.execute(
+                        text("SELECT link_id, channel_id FROM link_channels")
+                    ).one()
+                target = (link_id, channel_id)
                 for start in range(0, args.existing, 50 * CHUNK):  # the clicks already stored
                     count = min(50 * CHUNK, args.existing - start)
-                    drain(engine, json_statement, start, count, make_ref, link_id)
+                    drain(engine, json_statement, start, count, make_ref, target)
                 measured = engine
                 if literal:
                     measured = uncached(engine) or engine
@@ -170,7 +174,7 @@ def main() -> int:
                     args.existing,
                     args.drained,
                     make_ref,
-                    link_id,
+                    target,
                 )
                 per = 1e6 / args.drained
                 print(
