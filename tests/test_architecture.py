@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "acquisition"
@@ -65,3 +66,23 @@ def test_domain_functions_never_commit() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr == "commit":
                 raise AssertionError(f"{name}:{node.lineno} commits")
+
+
+def test_no_module_deletes_a_link_or_a_channel() -> None:
+    """Clicks point at links and channels without foreign keys (migration 0008: their checks
+    were half of PostgreSQL's work per stored click). A deleted link or channel would leave its
+    clicks pointing nowhere, and the reports' joins would drop them without a word."""
+    for name, tree in modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Attribute) and func.attr == "delete":
+                    # The ORM's way: nothing here deletes a loaded row; say why if it must.
+                    raise AssertionError(f"{name}:{node.lineno}: {ast.unparse(node)}")
+                if isinstance(func, ast.Name) and func.id == "delete" and node.args:
+                    table = ast.unparse(node.args[0])
+                    assert table not in ("Link", "Channel"), f"{name}:{node.lineno} deletes {table}"
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not re.search(r"DELETE\s+FROM\s+(links|channels)\b", node.value, re.I), (
+                    f"{name}:{node.lineno}"
+                )
