@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from acquisition import bundled
 from acquisition.config import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 ALEMBIC_DIR = bundled("alembic", "env.py")
 # Wait for a busy writer rather than fail; connections are shared across threads by the pool.
@@ -103,15 +106,21 @@ def _tune_sqlite(engine: Engine) -> None:
 
 def migrate(engine: Engine) -> None:
     """Apply every pending Alembic revision (the only way the schema changes)."""
-    from alembic.config import Config
-
     from alembic import command
+
+    with schema_change(engine) as connection:
+        command.upgrade(alembic_config(connection), "heads")
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    """Alembic's configuration for the bundled revisions; `env.py` runs them on `connection`."""
+    from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(ALEMBIC_DIR))
-    with schema_change(engine) as connection:
+    if connection is not None:
         config.attributes["connection"] = connection
-        command.upgrade(config, "heads")
+    return config
 
 
 @contextmanager

@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 
 from acquisition.config import Settings
-from acquisition.db import ALEMBIC_DIR, Database, connect, migrate, schema_change
+from acquisition.db import Database, alembic_config, connect, migrate, schema_change
 from acquisition.models import Base, Click, Start
 from alembic import command
 from tests.conftest import DATABASES, SECRET, _postgres_database
@@ -28,9 +27,7 @@ def test_migrations_build_exactly_the_models(database: Database) -> None:
 
 
 def test_database_is_at_every_head(database: Database) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(ALEMBIC_DIR))
-    heads = set(ScriptDirectory.from_config(config).get_heads())
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     with database.engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     assert current == heads
@@ -64,14 +61,9 @@ def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database
 
 
 def _to(db: Database, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(ALEMBIC_DIR))
     with schema_change(db.engine) as conn:
-        config.attributes["connection"] = conn
-        if revision == "heads":
-            command.upgrade(config, revision)
-        else:
-            command.downgrade(config, revision)
+        move = command.upgrade if revision == "heads" else command.downgrade
+        move(alembic_config(conn), revision)
 
 
 def _clicks_foreign_keys(db: Database) -> set[str]:

@@ -25,10 +25,9 @@ from acquisition import channels, widgets  # noqa: E402
 from acquisition.config import Settings  # noqa: E402
 from acquisition.db import connect, migrate  # noqa: E402
 from acquisition.models import WidgetEvent  # noqa: E402
-from tests.bench.redirect_bench import wrk  # noqa: E402
+from tests.bench.redirect_bench import SECRET, wrk  # noqa: E402
 from tests.live_server import live_server  # noqa: E402
 
-SECRET = "bench-secret-key-0123456789"
 SITE = "https://shop.example"
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

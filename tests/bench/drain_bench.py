@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from acquisition import clicks, refs  # noqa: E402
 from acquisition.config import Settings  # noqa: E402
 from acquisition.db import connect, uncached  # noqa: E402
-from tests.bench.redirect_bench import PHONE, prepare  # noqa: E402
+from tests.bench.redirect_bench import PHONE, SECRET, prepare  # noqa: E402
 
 CHUNK = 800
 RATE = 12_000  # clicks per second of simulated time
@@ -154,7 +154,7 @@ def main() -> int:
             for kind, make_ref, literal, idempotent in kinds:
                 url = database(name, args.postgres, Path(tmp))
                 prepare(url)
-                db = connect(Settings(database_url=url, secret_key="bench-secret-key-0123456789"))
+                db = connect(Settings(database_url=url, secret_key=SECRET))
                 engine = db.engine
                 json_statement = as_json(engine.dialect.name)
                 with engine.connect() as connection:
